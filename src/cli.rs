@@ -1,0 +1,562 @@
+//! Command line: the lexopt loops, the `Command` types they produce and the help text.
+//!
+//! Parsing is strict (unknown flags and stray values are errors) and does no I/O beyond reading
+//! argv; paths stay `PathBuf`. Turning these raw values into a running configuration (URLs,
+//! agents, files) is the business of the subcommand modules.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+/// The help text; an integration test checks that every flag the parser accepts is listed here.
+pub const HELP: &str = "\
+wikistream-archiver: archive Wikimedia EventStreams as rotating gzip NDJSON files
+
+USAGE:
+    wikistream-archiver [run] [OPTIONS]        archive a stream (the default)
+    wikistream-archiver parse [FILE]           print the SSE events of FILE (or stdin) as JSON lines
+    wikistream-archiver serve --input PATH     replay NDJSON(.gz) events as an EventStreams server
+    wikistream-archiver --version | --help
+
+RUN OPTIONS:
+    --stream NAMES          comma-separated stream names [default: recentchange]
+    --base-url URL          where stream names are appended
+                            [default: https://stream.wikimedia.org/v2/stream/]
+    --url URL               full stream URL; replaces --stream and --base-url
+    --output-dir DIR        where archive files are written [default: ./archive]
+    --since TIME            on the first connection only, start at TIME
+                            (milliseconds since the epoch, or RFC 3339 such as 2025-01-31T12:00:00Z)
+    --user-agent UA         User-Agent header; put your contact here, as Wikimedia asks
+                            [default: wikistream-archiver/VERSION (+https://github.com/wikistream-archiver)]
+    --ca-file PEM           trust only the CA certificates in PEM (private servers)
+                            [default: the bundled Mozilla root store]
+    --idle-timeout SECS     reconnect when no byte arrives for SECS seconds [default: 120]
+    --max-events N          exit after archiving N events [default: unlimited]
+    --max-event-bytes N     events larger than N bytes go to the rejects file [default: 8388608]
+    --level 0-9             gzip compression level [default: 6]
+    --keep-canary           archive canary events too (meta.domain == \"canary\") [default: drop]
+    -v, --verbose           more log output (repeat for more); RUST_LOG overrides
+    -q, --quiet             less log output (repeat for less)
+
+PARSE:
+    wikistream-archiver parse [FILE]
+    Reads raw SSE bytes and prints one JSON object per line: {\"event\",\"data\",\"id\"} for each
+    dispatched event and {\"retry\": MS} for each valid retry field.
+
+SERVE OPTIONS:
+    --input PATH            NDJSON or NDJSON.gz file, one event data line per line (required)
+    --addr ADDR             address to bind [default: 127.0.0.1]
+    --port PORT             port to bind, 0 for any free one [default: 0]
+    --retry MS              send `retry: MS` at the start of every response [default: none]
+    --rate N                send at most N events per second [default: unlimited]
+    --disconnect-every N    close each connection after N events [default: never]
+    --cut-mid-event         close in the middle of an event instead of between events
+    --stall-after N         once, after N events, stop sending but keep the socket open
+    --status-first CODE     answer the first request with CODE (429 and 503 add Retry-After: 1)
+    --keepalive SECS        send a comment line after SECS seconds without events [default: 15]
+    Prints `listening on ADDR:PORT` as its first line on stdout.
+
+EXIT CODES:
+    0 success, 1 runtime failure, 2 usage error
+";
+
+/// The default User-Agent, descriptive as Wikimedia's policy asks.
+pub const DEFAULT_USER_AGENT: &str = concat!(
+    "wikistream-archiver/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/wikistream-archiver)"
+);
+
+/// The parsed command line.
+#[derive(Debug)]
+pub enum Command {
+    Run(RunArgs),
+    Parse(ParseArgs),
+    Serve(ServeArgs),
+    Help,
+    Version,
+}
+
+/// Where the stream comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Stream names appended to a base URL.
+    Streams {
+        names: Vec<String>,
+        base_url: String,
+    },
+    /// A full URL given by the user.
+    Url(String),
+}
+
+/// Options of `run`.
+#[derive(Debug)]
+pub struct RunArgs {
+    pub source: Source,
+    pub output_dir: PathBuf,
+    /// `--since`, normalised to milliseconds since the epoch.
+    pub since_ms: Option<i64>,
+    pub user_agent: String,
+    pub ca_file: Option<PathBuf>,
+    pub idle_timeout: Duration,
+    pub max_events: Option<u64>,
+    pub max_event_bytes: usize,
+    pub level: u32,
+    pub keep_canary: bool,
+    /// Net verbosity: +1 per `-v`, -1 per `-q`.
+    pub verbosity: i32,
+}
+
+/// Options of `parse`.
+#[derive(Debug)]
+pub struct ParseArgs {
+    /// None reads standard input.
+    pub input: Option<PathBuf>,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone)]
+pub struct ServeArgs {
+    pub input: PathBuf,
+    pub addr: String,
+    pub port: u16,
+    pub retry_ms: Option<u64>,
+    pub rate: Option<f64>,
+    pub disconnect_every: Option<u64>,
+    pub cut_mid_event: bool,
+    pub stall_after: Option<u64>,
+    pub status_first: Option<u16>,
+    pub keepalive: Duration,
+    pub verbosity: i32,
+}
+
+/// A usage error: what was wrong, shown with a hint to `--help`.
+#[derive(Debug)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}\nTry 'wikistream-archiver --help' for more information.",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Error {
+        Error(e.to_string())
+    }
+}
+
+fn usage(message: impl Into<String>) -> Error {
+    Error(message.into())
+}
+
+/// Parses the whole command line (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut run = RunBuilder::default();
+    let mut n_run_flags = 0;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Value(word) if word == "run" => return run_cmd(parser, run),
+            Value(word) if (word == "parse" || word == "serve") && n_run_flags > 0 => {
+                return Err(usage(format!(
+                    "run options must not come before '{}'",
+                    word.to_string_lossy()
+                )));
+            }
+            Value(word) if word == "parse" => return parse_cmd(parser),
+            Value(word) if word == "serve" => return serve_cmd(parser),
+            Value(word) => {
+                return Err(usage(format!(
+                    "unknown subcommand '{}'",
+                    word.to_string_lossy()
+                )));
+            }
+            other => {
+                let flag = flag_name(&other);
+                let unexpected = other.unexpected();
+                if !run.take(&mut parser, &flag)? {
+                    return Err(unexpected.into());
+                }
+                n_run_flags += 1;
+            }
+        }
+    }
+    run.build()
+}
+
+/// Collects `run` options; shared by the implicit and the explicit `run`.
+#[derive(Default)]
+struct RunBuilder {
+    streams: Option<String>,
+    base_url: Option<String>,
+    url: Option<String>,
+    output_dir: Option<PathBuf>,
+    since_ms: Option<i64>,
+    user_agent: Option<String>,
+    ca_file: Option<PathBuf>,
+    idle_timeout_secs: Option<u64>,
+    max_events: Option<u64>,
+    max_event_bytes: Option<usize>,
+    level: Option<u32>,
+    keep_canary: bool,
+    verbosity: i32,
+}
+
+impl RunBuilder {
+    /// Consumes `flag` (`--name` or `-c`) if it is a `run` option; returns false if it is not one.
+    fn take(&mut self, parser: &mut lexopt::Parser, flag: &str) -> Result<bool, Error> {
+        match flag {
+            "--stream" => self.streams = Some(string_value(parser, flag)?),
+            "--base-url" => self.base_url = Some(string_value(parser, flag)?),
+            "--url" => self.url = Some(string_value(parser, flag)?),
+            "--output-dir" => self.output_dir = Some(parser.value()?.into()),
+            "--since" => self.since_ms = Some(parse_since(&string_value(parser, flag)?)?),
+            "--user-agent" => self.user_agent = Some(string_value(parser, flag)?),
+            "--ca-file" => self.ca_file = Some(parser.value()?.into()),
+            "--idle-timeout" => self.idle_timeout_secs = Some(number(parser, flag, 1, 86_400)?),
+            "--max-events" => self.max_events = Some(number(parser, flag, 1, u64::MAX)?),
+            "--max-event-bytes" => {
+                self.max_event_bytes = Some(number(parser, flag, 1024, 1 << 30)? as usize)
+            }
+            "--level" => self.level = Some(number(parser, flag, 0, 9)? as u32),
+            "--keep-canary" => self.keep_canary = true,
+            "-v" | "--verbose" => self.verbosity += 1,
+            "-q" | "--quiet" => self.verbosity -= 1,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(self) -> Result<Command, Error> {
+        let source = match (self.url, self.streams) {
+            (Some(_), Some(_)) => return Err(usage("--url and --stream cannot be used together")),
+            (Some(url), None) => {
+                if self.base_url.is_some() {
+                    return Err(usage("--url and --base-url cannot be used together"));
+                }
+                check_url("--url", &url)?;
+                Source::Url(url)
+            }
+            (None, streams) => {
+                let streams = streams.unwrap_or_else(|| "recentchange".to_string());
+                let names = split_list(&streams);
+                if names.is_empty() {
+                    return Err(usage("--stream needs at least one stream name"));
+                }
+                if let Some(bad) = names.iter().find(|n| !is_stream_name(n)) {
+                    return Err(usage(format!(
+                        "invalid value for --stream: '{bad}' (letters, digits, '-', '_' and '.' only)"
+                    )));
+                }
+                let base_url = self
+                    .base_url
+                    .unwrap_or_else(|| "https://stream.wikimedia.org/v2/stream/".to_string());
+                check_url("--base-url", &base_url)?;
+                Source::Streams { names, base_url }
+            }
+        };
+        let user_agent = self
+            .user_agent
+            .unwrap_or_else(|| DEFAULT_USER_AGENT.to_string());
+        if user_agent.trim().is_empty() || user_agent.chars().any(|c| c.is_control()) {
+            return Err(usage(
+                "invalid value for --user-agent: must be non-empty printable text",
+            ));
+        }
+        Ok(Command::Run(RunArgs {
+            source,
+            output_dir: self.output_dir.unwrap_or_else(|| PathBuf::from("archive")),
+            since_ms: self.since_ms,
+            user_agent,
+            ca_file: self.ca_file,
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.unwrap_or(120)),
+            max_events: self.max_events,
+            max_event_bytes: self.max_event_bytes.unwrap_or(8 << 20),
+            level: self.level.unwrap_or(6),
+            keep_canary: self.keep_canary,
+            verbosity: self.verbosity,
+        }))
+    }
+}
+
+fn run_cmd(mut parser: lexopt::Parser, mut run: RunBuilder) -> Result<Command, Error> {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            other => {
+                let flag = flag_name(&other);
+                let unexpected = other.unexpected();
+                if !run.take(&mut parser, &flag)? {
+                    return Err(unexpected.into());
+                }
+            }
+        }
+    }
+    run.build()
+}
+
+fn parse_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
+    let mut input = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Value(path) if input.is_none() => input = Some(PathBuf::from(path)),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(Command::Parse(ParseArgs { input }))
+}
+
+fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
+    let mut input = None;
+    let mut args = ServeArgs {
+        input: PathBuf::new(),
+        addr: "127.0.0.1".to_string(),
+        port: 0,
+        retry_ms: None,
+        rate: None,
+        disconnect_every: None,
+        cut_mid_event: false,
+        stall_after: None,
+        status_first: None,
+        keepalive: Duration::from_secs(15),
+        verbosity: 0,
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("input") => input = Some(PathBuf::from(parser.value()?)),
+            Long("addr") => args.addr = string_value(&mut parser, "--addr")?,
+            Long("port") => args.port = number(&mut parser, "--port", 0, 65_535)? as u16,
+            Long("retry") => args.retry_ms = Some(number(&mut parser, "--retry", 0, 3_600_000)?),
+            Long("rate") => {
+                let rate: f64 = parser.value()?.parse()?;
+                if !(rate > 0.0 && rate.is_finite()) {
+                    return Err(usage("invalid value for --rate: must be a positive number"));
+                }
+                args.rate = Some(rate);
+            }
+            Long("disconnect-every") => {
+                args.disconnect_every =
+                    Some(number(&mut parser, "--disconnect-every", 1, u64::MAX)?);
+            }
+            Long("cut-mid-event") => args.cut_mid_event = true,
+            Long("stall-after") => {
+                args.stall_after = Some(number(&mut parser, "--stall-after", 0, u64::MAX)?)
+            }
+            Long("status-first") => {
+                args.status_first = Some(number(&mut parser, "--status-first", 100, 599)? as u16)
+            }
+            Long("keepalive") => {
+                args.keepalive = Duration::from_secs(number(&mut parser, "--keepalive", 1, 3600)?)
+            }
+            Short('v') | Long("verbose") => args.verbosity += 1,
+            Short('q') | Long("quiet") => args.verbosity -= 1,
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    args.input = input.ok_or_else(|| usage("serve needs --input PATH"))?;
+    if args.cut_mid_event && args.disconnect_every.is_none() {
+        return Err(usage("--cut-mid-event needs --disconnect-every N"));
+    }
+    Ok(Command::Serve(args))
+}
+
+/// `--name` or `-c` for an option; empty for a positional value (never a `run` option).
+fn flag_name(arg: &lexopt::Arg<'_>) -> String {
+    match arg {
+        Long(name) => format!("--{name}"),
+        Short(c) => format!("-{c}"),
+        Value(_) => String::new(),
+    }
+}
+
+fn string_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Error> {
+    parser.value()?.into_string().map_err(|raw| {
+        usage(format!(
+            "invalid value for {flag}: '{}' is not valid UTF-8",
+            raw.to_string_lossy()
+        ))
+    })
+}
+
+/// Reads a whole number in `min..=max` for `flag`.
+fn number(parser: &mut lexopt::Parser, flag: &str, min: u64, max: u64) -> Result<u64, Error> {
+    let text = string_value(parser, flag)?;
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ if max == u64::MAX => Err(usage(format!(
+            "invalid value for {flag}: '{text}' (a whole number >= {min})"
+        ))),
+        _ => Err(usage(format!(
+            "invalid value for {flag}: '{text}' (a whole number from {min} to {max})"
+        ))),
+    }
+}
+
+fn split_list(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn is_stream_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_url(flag: &str, url: &str) -> Result<(), Error> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(usage(format!(
+            "invalid value for {flag}: '{url}' (an http:// or https:// URL)"
+        ))),
+    }
+}
+
+/// `--since`: milliseconds since the epoch, or an RFC 3339 date-time.
+pub fn parse_since(text: &str) -> Result<i64, Error> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| usage(format!("invalid value for --since: '{text}' is too large")));
+    }
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
+    match parsed {
+        Ok(t) => Ok((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(_) => Err(usage(format!(
+            "invalid value for --since: '{text}' (milliseconds since the epoch, or RFC 3339 like 2025-01-31T12:00:00Z)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, Error> {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        match parse(args) {
+            Ok(Command::Run(run)) => run,
+            other => panic!("expected run for {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_is_the_default_and_has_defaults() {
+        let run = run_args(&[]);
+        assert_eq!(
+            run.source,
+            Source::Streams {
+                names: vec!["recentchange".into()],
+                base_url: "https://stream.wikimedia.org/v2/stream/".into()
+            }
+        );
+        assert_eq!(run.output_dir, PathBuf::from("archive"));
+        assert_eq!(run.level, 6);
+        assert_eq!(run.idle_timeout, Duration::from_secs(120));
+        assert_eq!(run.max_event_bytes, 8 << 20);
+        assert!(run.user_agent.starts_with("wikistream-archiver/"));
+    }
+
+    #[test]
+    fn explicit_run_takes_the_same_flags() {
+        let run = run_args(&[
+            "-v",
+            "run",
+            "--stream",
+            "recentchange,page-create",
+            "--level",
+            "9",
+            "-v",
+        ]);
+        assert_eq!(run.verbosity, 2);
+        assert_eq!(run.level, 9);
+        match run.source {
+            Source::Streams { names, .. } => assert_eq!(names, ["recentchange", "page-create"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn since_accepts_ms_and_rfc3339() {
+        assert_eq!(parse_since("1732352400123").unwrap(), 1_732_352_400_123);
+        assert_eq!(
+            parse_since("2024-11-23T09:00:00Z").unwrap(),
+            1_732_352_400_000
+        );
+        assert_eq!(
+            parse_since("2024-11-23T10:00:00+01:00").unwrap(),
+            1_732_352_400_000
+        );
+        assert!(parse_since("yesterday").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--level", "12"], "--level"),
+            (&["--idle-timeout", "x"], "--idle-timeout"),
+            (&["--bogus"], "--bogus"),
+            (&["--url", "ftp://x", "--stream", "a"], "--url"),
+            (&["--url", "ftp://x"], "--url"),
+            (&["--stream", "a b"], "--stream"),
+            (&["serve"], "--input"),
+            (
+                &["serve", "--input", "x", "--cut-mid-event"],
+                "--disconnect-every",
+            ),
+            (&["frobnicate"], "frobnicate"),
+        ];
+        for (args, needle) in cases {
+            let message = parse(args).expect_err("should fail").to_string();
+            assert!(message.contains(needle), "{args:?}: {message}");
+            assert!(message.contains("--help"), "{args:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_long_flag_in_this_file() {
+        // Every `Long("…")` and `"--…" =>` pattern accepted above must be documented in HELP.
+        let source = include_str!("cli.rs");
+        let source = &source[..source.find("#[cfg(test)]").expect("tests at the end")];
+        let mut n_flags = 0;
+        for (marker, prefix) in [("Long(\"", "--"), ("\"--", "--")] {
+            for piece in source.split(marker).skip(1) {
+                let name = &piece[..piece.find('"').expect("closing quote")];
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+                    continue;
+                }
+                n_flags += 1;
+                assert!(
+                    HELP.contains(&format!("{prefix}{name}")),
+                    "{prefix}{name} missing from HELP"
+                );
+            }
+        }
+        assert!(
+            n_flags > 25,
+            "found only {n_flags} flags: the scan is broken"
+        );
+    }
+}

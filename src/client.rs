@@ -1,0 +1,482 @@
+//! The HTTP side: one ureq agent (rustls, verified certificates), the stream request with its
+//! headers, reading the body with a short poll tick, and the reconnect backoff policy.
+//!
+//! It does not parse SSE or decide what to do with events, and it never sleeps: `run` owns the
+//! loop, the clock and the signals. `Backoff` is a pure policy with its jitter passed in.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
+};
+
+/// How long one body read may block before control returns to the main loop, which then checks
+/// signals and the idle timer. Half a second keeps SIGTERM handling well inside 2 s.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// TCP connect (including TLS handshake): generous for a Pi on a slow link, short enough that a
+/// dead address is retried soon.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// From sending the request to the end of the response headers. EventStreams answers at once;
+/// a server that does not answer in this time is treated like a failed connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of an error response body is shown to the user.
+const ERROR_BODY_BYTES: usize = 200;
+
+/// What can go wrong while opening or reading the stream.
+#[derive(Debug)]
+pub enum Error {
+    /// DNS, TCP, TLS or HTTP protocol failure before a response arrived.
+    Transport(ureq::Error),
+    /// The server answered with a status other than 200.
+    Status {
+        code: u16,
+        url: String,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    /// A 200 response that is not an event stream (e.g. a captive portal page).
+    NotEventStream { url: String, content_type: String },
+    /// `--ca-file` could not be used.
+    CaFile { path: PathBuf, message: String },
+}
+
+impl Error {
+    /// True when trying again later may succeed without the user changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport(_) => true,
+            Error::Status { code, .. } => *code == 429 || *code == 408 || *code >= 500,
+            Error::NotEventStream { .. } | Error::CaFile { .. } => false,
+        }
+    }
+
+    /// The delay the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(e) => write!(f, "{e}"),
+            Error::Status {
+                code, url, body, ..
+            } => {
+                write!(f, "{url} answered HTTP {code}")?;
+                if !body.is_empty() {
+                    write!(f, ": {body}")?;
+                }
+                Ok(())
+            }
+            Error::NotEventStream { url, content_type } => {
+                write!(
+                    f,
+                    "{url} answered 200 with Content-Type '{content_type}', not text/event-stream"
+                )
+            }
+            Error::CaFile { path, message } => {
+                write!(f, "reading CA file {}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Opens stream connections; one at a time, from the main thread.
+pub struct Client {
+    agent: ureq::Agent,
+    url: String,
+    /// Set while a response body is being read: only then is each read cut to `POLL_INTERVAL`.
+    streaming: Arc<AtomicBool>,
+}
+
+impl Client {
+    /// An agent for `url` sending `user_agent`, trusting `ca_file` instead of the bundled roots.
+    pub fn new(url: &str, user_agent: &str, ca_file: Option<&Path>) -> Result<Client, Error> {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(user_agent)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            // A stream lasts 15 minutes or more: no global, per-call or body budget may cut it.
+            .timeout_global(None)
+            .timeout_per_call(None)
+            .timeout_recv_body(None)
+            // Each connection is one long response; reusing it is never useful.
+            .max_idle_connections(0);
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| Error::CaFile {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            let mut certs = Vec::new();
+            for item in ureq::tls::parse_pem(&pem) {
+                match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(Error::CaFile {
+                            path: path.into(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+            if certs.is_empty() {
+                return Err(Error::CaFile {
+                    path: path.into(),
+                    message: "no PEM certificate found".into(),
+                });
+            }
+            let tls = ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build();
+            config = config.tls_config(tls);
+        }
+        let streaming = Arc::new(AtomicBool::new(false));
+        let connector = PollingConnector {
+            inner: DefaultConnector::new(),
+            streaming: Arc::clone(&streaming),
+        };
+        let agent = ureq::Agent::with_parts(
+            config.build(),
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        Ok(Client {
+            agent,
+            url: url.to_string(),
+            streaming,
+        })
+    }
+
+    /// Sends the stream request; on 200 returns the open stream.
+    ///
+    /// `last_event_id` resumes after that event; `since_ms` asks for events from that time on.
+    pub fn open(
+        &self,
+        last_event_id: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Stream, Error> {
+        self.streaming.store(false, Ordering::Relaxed);
+        let url = stream_url(&self.url, since_ms);
+        let mut request = self
+            .agent
+            .get(&url)
+            .header("Accept", "text/event-stream")
+            .header("Cache-Control", "no-cache");
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.call().map_err(Error::Transport)?;
+        let code = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let content_type = header("content-type").unwrap_or_default();
+        let mut body = response.into_body();
+        if code != 200 {
+            self.streaming.store(true, Ordering::Relaxed);
+            let body = read_error_body(body.as_reader());
+            return Err(Error::Status {
+                code,
+                url,
+                body,
+                retry_after,
+            });
+        }
+        if !content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("text/event-stream")
+        {
+            return Err(Error::NotEventStream { url, content_type });
+        }
+        self.streaming.store(true, Ordering::Relaxed);
+        Ok(Stream {
+            reader: body.into_reader(),
+        })
+    }
+}
+
+/// `url` with `since=` added when asked for.
+pub fn stream_url(url: &str, since_ms: Option<i64>) -> String {
+    match since_ms {
+        None => url.to_string(),
+        Some(ms) => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}since={ms}")
+        }
+    }
+}
+
+/// The first `ERROR_BODY_BYTES` of an error body, as one readable line.
+fn read_error_body(reader: impl Read) -> String {
+    let mut bytes = Vec::new();
+    // An error body that is slow or broken must not hide the status: ignore read errors.
+    let _ = reader.take(ERROR_BODY_BYTES as u64).read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What one read of the stream gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// This many bytes arrived.
+    Data(usize),
+    /// Nothing arrived within `POLL_INTERVAL`; the connection may still be fine.
+    Idle,
+    /// The server ended the response.
+    End,
+}
+
+/// An open event stream (the body of a 200 response).
+pub struct Stream {
+    reader: ureq::BodyReader<'static>,
+}
+
+impl Stream {
+    /// Reads what is available, waiting at most `POLL_INTERVAL`.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        match self.reader.read(buf) {
+            Ok(0) => Ok(ReadOutcome::End),
+            Ok(n) => Ok(ReadOutcome::Data(n)),
+            Err(e) if is_poll_timeout(&e) => Ok(ReadOutcome::Idle),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn is_poll_timeout(e: &io::Error) -> bool {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        return true;
+    }
+    let inner = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>());
+    matches!(inner, Some(ureq::Error::Timeout(_)))
+}
+
+/// Wraps ureq's default connector so that reads of a response body return every
+/// `POLL_INTERVAL`, while the handshake and the response headers keep their own, longer budgets.
+#[derive(Debug)]
+struct PollingConnector {
+    inner: DefaultConnector,
+    streaming: Arc<AtomicBool>,
+}
+
+impl Connector<()> for PollingConnector {
+    type Out = PollingTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let transport = self.inner.connect(details, chained)?;
+        Ok(transport.map(|inner| PollingTransport {
+            inner,
+            streaming: Arc::clone(&self.streaming),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct PollingTransport {
+    inner: Box<dyn Transport>,
+    streaming: Arc<AtomicBool>,
+}
+
+impl Transport for PollingTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if self.streaming.load(Ordering::Relaxed) {
+            timeout.per_read = Some(POLL_INTERVAL.into());
+        }
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+/// Exponential backoff with jitter: `initial`, doubling per failure up to `cap`, each delay drawn
+/// from its upper half so that many clients do not reconnect in step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    cap: Duration,
+    n_failures: u32,
+}
+
+/// Below this a doubling never gets anywhere; also the floor when a server sends `retry: 0`.
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+
+impl Backoff {
+    /// Starts at `initial` and never exceeds `cap`.
+    pub fn new(initial: Duration, cap: Duration) -> Backoff {
+        Backoff {
+            initial,
+            cap,
+            n_failures: 0,
+        }
+    }
+
+    /// The server's `retry:` field sets the first delay.
+    pub fn set_initial(&mut self, initial: Duration) {
+        self.initial = initial.min(self.cap);
+    }
+
+    /// After a healthy connection, start again from the first delay.
+    pub fn reset(&mut self) {
+        self.n_failures = 0;
+    }
+
+    /// The delay before the next attempt; `jitter` in `[0, 1)` picks a point in the upper half.
+    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+        let base = self.initial.max(MIN_BACKOFF);
+        let factor = 1u32 << self.n_failures.min(16);
+        let full = base.saturating_mul(factor).min(self.cap);
+        self.n_failures = self.n_failures.saturating_add(1);
+        full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// A small xorshift generator for jitter; seeded from the clock and pid, so two archivers started
+/// together still spread out. Not for anything that needs real randomness.
+#[derive(Debug)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// A generator seeded from the current time and process id.
+    pub fn from_entropy() -> Jitter {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Jitter((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
+    }
+
+    /// A number in `[0, 1)`.
+    pub fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let delays: Vec<u64> = (0..9)
+            .map(|_| backoff.next_delay(0.999_999).as_secs())
+            .collect();
+        assert_eq!(delays, [0, 1, 3, 7, 15, 31, 59, 59, 59]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(0.0), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn backoff_jitter_stays_in_the_upper_half() {
+        let mut backoff = Backoff::new(Duration::from_secs(8), Duration::from_secs(60));
+        for jitter in [0.0, 0.25, 0.5, 0.99] {
+            backoff.reset();
+            let delay = backoff.next_delay(jitter);
+            assert!(
+                delay >= Duration::from_secs(4) && delay <= Duration::from_secs(8),
+                "{delay:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_retry_sets_the_first_delay_with_a_floor() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        backoff.set_initial(Duration::from_millis(100));
+        assert_eq!(backoff.next_delay(1.0), Duration::from_millis(100));
+        backoff.set_initial(Duration::ZERO);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(1.0), MIN_BACKOFF);
+        backoff.set_initial(Duration::from_secs(3600));
+        backoff.reset();
+        assert_eq!(backoff.next_delay(1.0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jitter_is_in_range() {
+        let mut jitter = Jitter(12345);
+        for _ in 0..1000 {
+            let j = jitter.next();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    #[test]
+    fn since_is_added_to_the_query() {
+        assert_eq!(
+            stream_url("http://h/v2/stream/rc", None),
+            "http://h/v2/stream/rc"
+        );
+        assert_eq!(
+            stream_url("http://h/v2/stream/rc", Some(5)),
+            "http://h/v2/stream/rc?since=5"
+        );
+        assert_eq!(
+            stream_url("http://h/s?x=1", Some(5)),
+            "http://h/s?x=1&since=5"
+        );
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        let status = |code| Error::Status {
+            code,
+            url: String::new(),
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(status(429).is_retryable());
+        assert!(status(503).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(403).is_retryable());
+    }
+}

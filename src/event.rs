@@ -1,0 +1,218 @@
+//! What one event's `data` is: a JSON object to archive, or a reject with a reason.
+//!
+//! Pure functions over a `&str`: validation (the whole text must be one JSON object), the few
+//! `meta` fields the archiver acts on (`id`, `domain`, `dt`, `stream`), and the duplicate filter.
+//! It does not decide where anything is written; `run` and `archive` do that.
+
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// Why an event cannot go into the archive; written into the rejects file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// `data` is not valid JSON.
+    InvalidJson,
+    /// `data` is valid JSON but not an object.
+    NotAnObject,
+    /// The event was larger than `--max-event-bytes`; only its beginning was kept.
+    Oversize,
+    /// The event type is not `message` (e.g. `error`).
+    UnexpectedType,
+}
+
+impl RejectReason {
+    /// The stable name used in rejects files and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::InvalidJson => "invalid_json",
+            RejectReason::NotAnObject => "not_an_object",
+            RejectReason::Oversize => "oversize",
+            RejectReason::UnexpectedType => "unexpected_type",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `meta` fields the archiver needs; any of them may be missing.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Meta<'a> {
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub domain: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub dt: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub stream: Option<Cow<'a, str>>,
+}
+
+impl Meta<'_> {
+    /// Canary events are Wikimedia's artificial heartbeats.
+    pub fn is_canary(&self) -> bool {
+        self.domain.as_deref() == Some("canary")
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    meta: Option<Meta<'a>>,
+}
+
+/// Validates `data` as one JSON object and reads its `meta`.
+pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
+    // serde would accept a JSON array for a struct; an archive line must be an object.
+    if !data.trim_start().starts_with('{') {
+        return match serde_json::from_str::<IgnoredAny>(data) {
+            Ok(_) => Err(RejectReason::NotAnObject),
+            Err(_) => Err(RejectReason::InvalidJson),
+        };
+    }
+    match serde_json::from_str::<Envelope<'_>>(data) {
+        Ok(envelope) => Ok(envelope.meta.unwrap_or_default()),
+        // Valid JSON whose `meta` has an unexpected shape is still archived, without meta.
+        Err(_) => match serde_json::from_str::<IgnoredAny>(data) {
+            Ok(_) => Ok(Meta::default()),
+            Err(_) => Err(RejectReason::InvalidJson),
+        },
+    }
+}
+
+/// `meta.dt` as milliseconds since the epoch, if it is RFC 3339.
+pub fn parse_dt_ms(dt: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(dt, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Remembers the last `capacity` event ids and says whether one was seen already.
+///
+/// Memory is bounded: ids are kept as 128-bit keys (the UUID itself when `meta.id` is a UUID,
+/// which it always is on Wikimedia streams, so the check is exact there).
+#[derive(Debug)]
+pub struct RecentIds {
+    capacity: usize,
+    order: VecDeque<u128>,
+    seen: HashSet<u128>,
+}
+
+impl RecentIds {
+    /// A window of `capacity` ids.
+    pub fn new(capacity: usize) -> RecentIds {
+        RecentIds {
+            capacity,
+            order: VecDeque::with_capacity(capacity),
+            seen: HashSet::with_capacity(capacity),
+        }
+    }
+
+    /// Records `id`; returns false if it was already in the window (a duplicate).
+    pub fn insert(&mut self, id: &str) -> bool {
+        let key = id_key(id);
+        if !self.seen.insert(key) {
+            return false;
+        }
+        if self.order.len() == self.capacity
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.seen.remove(&oldest);
+        }
+        self.order.push_back(key);
+        true
+    }
+}
+
+/// A UUID as its 128-bit value; anything else as a 128-bit FNV-1a hash with the top bit set.
+/// A hashed non-UUID could in theory meet a UUID key; real streams only carry UUIDs.
+fn id_key(id: &str) -> u128 {
+    if let Some(value) = uuid_value(id) {
+        return value;
+    }
+    const FNV_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const FNV_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+    let hash = id.bytes().fold(FNV_OFFSET, |h, b| {
+        (h ^ u128::from(b)).wrapping_mul(FNV_PRIME)
+    });
+    hash | (1 << 127)
+}
+
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` without allocating.
+fn uuid_value(id: &str) -> Option<u128> {
+    if id.len() != 36 {
+        return None;
+    }
+    let mut value = 0u128;
+    for (idx, b) in id.bytes().enumerate() {
+        if matches!(idx, 8 | 13 | 18 | 23) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        value = value << 4 | u128::from(char::from(b).to_digit(16)?);
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_meta_fields_with_and_without_escapes() {
+        let meta = inspect(r#"{"meta":{"id":"a","domain":"en.wikipedia.org","dt":"2024-01-01T00:00:00Z","x":[1]},"t":"\u00e9"}"#)
+            .expect("valid");
+        assert_eq!(meta.id.as_deref(), Some("a"));
+        assert_eq!(meta.domain.as_deref(), Some("en.wikipedia.org"));
+        let meta = inspect(r#"{"meta":{"domain":"can\u0061ry"}}"#).expect("valid");
+        assert!(meta.is_canary());
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_object() {
+        assert_eq!(inspect("not json"), Err(RejectReason::InvalidJson));
+        assert_eq!(inspect(""), Err(RejectReason::InvalidJson));
+        assert_eq!(inspect("{\"a\":1"), Err(RejectReason::InvalidJson));
+        assert_eq!(inspect("{\"a\":1} {}"), Err(RejectReason::InvalidJson));
+        assert_eq!(inspect("{\"a\":tru}"), Err(RejectReason::InvalidJson));
+        assert_eq!(inspect("[1,2]"), Err(RejectReason::NotAnObject));
+        assert_eq!(inspect("42"), Err(RejectReason::NotAnObject));
+    }
+
+    #[test]
+    fn odd_meta_is_archived_without_meta() {
+        assert_eq!(inspect(r#"{"meta":5}"#), Ok(Meta::default()));
+        assert_eq!(inspect(r#"{"meta":{"id":7}}"#), Ok(Meta::default()));
+        assert_eq!(inspect("{}"), Ok(Meta::default()));
+    }
+
+    #[test]
+    fn dt_parses_rfc3339() {
+        assert_eq!(
+            parse_dt_ms("2024-11-23T09:00:00.123Z"),
+            Some(1_732_352_400_123)
+        );
+        assert_eq!(parse_dt_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn recent_ids_window_is_bounded() {
+        let mut ids = RecentIds::new(2);
+        assert!(ids.insert("4b7e3a4e-7f0a-4b39-9a38-0a3c1b2d3e4f"));
+        assert!(!ids.insert("4b7e3a4e-7f0a-4b39-9a38-0a3c1b2d3e4f"));
+        assert!(ids.insert("x"));
+        assert!(ids.insert("y"));
+        // The first id fell out of the window of two.
+        assert!(ids.insert("4b7e3a4e-7f0a-4b39-9a38-0a3c1b2d3e4f"));
+        assert!(!ids.insert("y"));
+        assert_eq!(ids.order.len(), 2);
+    }
+}

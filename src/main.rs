@@ -1,0 +1,98 @@
+//! wikistream-archiver: stores Wikimedia EventStreams as rotating, compressed NDJSON files.
+//!
+//! This file is thin on purpose: parse the command line, set up logging, run the subcommand and
+//! turn its result into one of the documented exit codes. Everything else lives in modules.
+
+mod archive;
+mod cli;
+mod client;
+mod event;
+mod run;
+mod sse;
+mod stats;
+mod tools;
+
+use std::io::Write;
+
+use crate::cli::Command;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitCode {
+    Success = 0,
+    Failure = 1,
+    Usage = 2,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let command = match cli::parse_args(std::env::args_os().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("wikistream-archiver: {e}");
+            return ExitCode::Usage.into();
+        }
+    };
+    let result: Result<(), Box<dyn std::error::Error>> = match command {
+        Command::Help => {
+            print!("{}", cli::HELP);
+            Ok(())
+        }
+        Command::Version => {
+            println!("wikistream-archiver {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Run(args) => {
+            init_logging(args.verbosity);
+            run::run(args).map_err(Into::into)
+        }
+        Command::Parse(args) => {
+            init_logging(0);
+            tools::parse::run(&args).map_err(Into::into)
+        }
+        Command::Serve(args) => {
+            init_logging(args.verbosity);
+            tools::serve::run(args).map_err(Into::into)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::Success.into(),
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::Failure.into()
+        }
+    }
+}
+
+/// Logs to stderr with a UTC timestamp. `-v`/`-q` move the level of our own messages from
+/// `info`; other crates stay at `warn` unless `RUST_LOG` says otherwise.
+fn init_logging(verbosity: i32) {
+    let level = match verbosity {
+        i32::MIN..=-3 => log::LevelFilter::Off,
+        -2 => log::LevelFilter::Error,
+        -1 => log::LevelFilter::Warn,
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level.min(log::LevelFilter::Warn))
+        .filter_module("wikistream_archiver", level)
+        .parse_env("RUST_LOG")
+        .format(|out, record| {
+            let now = time::OffsetDateTime::now_utc();
+            let stamp = now
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap_or_default();
+            writeln!(out, "{stamp} {:<5} {}", record.level(), record.args())
+        })
+        .init();
+}

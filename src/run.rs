@@ -1,0 +1,470 @@
+//! `run`: the main loop. Connect, read, parse, sort events into archive / rejects / dropped,
+//! reconnect with backoff, and stop cleanly on a signal or after `--max-events`.
+//!
+//! This is the only place that combines the client, the parser and the archive, and the only
+//! place that sleeps or reads signals. It holds no policy of its own beyond the order of these
+//! steps: backoff is in `client`, validation in `event`, file handling in `archive`.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::archive::{self, Archive};
+use crate::cli::{RunArgs, Source};
+use crate::client::{self, Backoff, Client, Jitter, ReadOutcome};
+use crate::event::{self, RecentIds, RejectReason};
+use crate::sse::{self, Item};
+use crate::stats::Stats;
+
+/// First reconnect delay when the server sent no `retry:` (PROTOCOL.md: start about 1 s).
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest reconnect delay: a minute keeps load on a struggling server low and gaps short.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Body read buffer: a few events per read at typical sizes, small next to the gzip state.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// How many recent `meta.id`s are remembered to drop repeats. At 100 events/s this covers well
+/// over a minute; resends after a reconnect concern the boundary millisecond only. 16 bytes each.
+const DEDUP_WINDOW: usize = 8192;
+/// Sleeps are cut into slices this long so that a signal is seen quickly.
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
+
+/// Why `run` failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The server or the configuration prevents archiving (e.g. 404 on the first connection).
+    Client(client::Error),
+    /// The archive directory or a file in it failed.
+    Archive(archive::Error),
+    /// Signal handlers could not be installed.
+    Signals(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Client(e) => write!(f, "{e}"),
+            Error::Archive(e) => write!(f, "{e}"),
+            Error::Signals(e) => write!(f, "installing signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<client::Error> for Error {
+    fn from(e: client::Error) -> Error {
+        Error::Client(e)
+    }
+}
+
+impl From<archive::Error> for Error {
+    fn from(e: archive::Error) -> Error {
+        Error::Archive(e)
+    }
+}
+
+/// Sets a flag on SIGINT or SIGTERM; a second signal ends the process at once.
+fn install_signal_flags() -> Result<Arc<AtomicBool>, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))
+            .map_err(Error::Signals)?;
+        signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(Error::Signals)?;
+    }
+    Ok(flag)
+}
+
+/// The stream URL for `source`.
+pub fn source_url(source: &Source) -> String {
+    match source {
+        Source::Url(url) => url.clone(),
+        Source::Streams { names, base_url } => {
+            let slash = if base_url.ends_with('/') { "" } else { "/" };
+            format!("{base_url}{slash}{}", names.join(","))
+        }
+    }
+}
+
+/// The file name label for `source`: stream names, or the last path segment of `--url`.
+pub fn source_label(source: &Source) -> String {
+    match source {
+        Source::Streams { names, .. } => archive::stream_label(names),
+        Source::Url(url) => {
+            let path = url.split(['?', '#']).next().unwrap_or_default();
+            let last = path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default();
+            let names: Vec<String> = last
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            archive::stream_label(&names)
+        }
+    }
+}
+
+/// Archives the stream described by `args` until a signal, `--max-events`, or a fatal error.
+pub fn run(args: RunArgs) -> Result<(), Error> {
+    let shutdown = install_signal_flags()?;
+    let url = source_url(&args.source);
+    let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
+    let archive = Archive::open(
+        &args.output_dir,
+        &source_label(&args.source),
+        args.level,
+        OffsetDateTime::now_utc(),
+    )?;
+    log::info!("archiving {url} into {}", args.output_dir.display());
+    let mut session = Session {
+        archive,
+        stats: Arc::new(Stats::default()),
+        keep_canary: args.keep_canary,
+        max_events: args.max_events,
+        recent_ids: RecentIds::new(DEDUP_WINDOW),
+        resume_id: String::new(),
+        last_dt: String::new(),
+        server_retry: None,
+        n_archived: 0,
+        n_events_this_connection: 0,
+        failure: None,
+    };
+    let result = session.main_loop(&client, &url, &args, &shutdown);
+    let closed = session.archive.close();
+    session
+        .stats
+        .bytes_written
+        .store(session.archive.bytes_written(), Ordering::Relaxed);
+    log::info!("{}", session.stats.summary());
+    result?;
+    closed?;
+    Ok(())
+}
+
+/// Why a connection ended.
+enum Disconnect {
+    ServerClosed,
+    Stalled(Duration),
+    ReadFailed(io::Error),
+    Shutdown,
+    MaxEvents,
+    ArchiveFailed(archive::Error),
+}
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Disconnect::ServerClosed => write!(f, "server closed the stream"),
+            Disconnect::Stalled(idle) => {
+                write!(f, "no data for {} s (--idle-timeout)", idle.as_secs())
+            }
+            Disconnect::ReadFailed(e) => write!(f, "read failed: {e}"),
+            Disconnect::Shutdown => write!(f, "shutting down on signal"),
+            Disconnect::MaxEvents => write!(f, "reached --max-events"),
+            Disconnect::ArchiveFailed(e) => write!(f, "archive failed: {e}"),
+        }
+    }
+}
+
+/// State that lives across connections.
+struct Session {
+    archive: Archive,
+    stats: Arc<Stats>,
+    keep_canary: bool,
+    max_events: Option<u64>,
+    recent_ids: RecentIds,
+    /// The id of the last event handled; an `id:` line of an event that never completed is not
+    /// used, or a cut connection would skip that event on resume.
+    resume_id: String,
+    /// `meta.dt` of the last archived event, for the `since=` fallback when the id is refused.
+    last_dt: String,
+    server_retry: Option<Duration>,
+    n_archived: u64,
+    n_events_this_connection: u64,
+    /// Set by `handle` when archiving must stop (a file error or `--max-events`).
+    failure: Option<Disconnect>,
+}
+
+impl Session {
+    fn main_loop(
+        &mut self,
+        client: &Client,
+        url: &str,
+        args: &RunArgs,
+        shutdown: &AtomicBool,
+    ) -> Result<(), Error> {
+        let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF);
+        let mut jitter = Jitter::from_entropy();
+        let mut ever_connected = false;
+        let mut since_fallback: Option<i64> = None;
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                log::info!("shutting down on signal");
+                return Ok(());
+            }
+            let resume_id = (!self.resume_id.is_empty()).then(|| self.resume_id.clone());
+            let resume_id = resume_id.as_deref();
+            let since = if resume_id.is_none() {
+                since_fallback.or(args.since_ms)
+            } else {
+                None
+            };
+            let mut retry_after = None;
+            match client.open(resume_id, since) {
+                Ok(stream) => {
+                    ever_connected = true;
+                    match resume_id {
+                        Some(id) => log::info!("connected to {url}, resuming after {id}"),
+                        None => log::info!("connected to {url}"),
+                    }
+                    let started = Instant::now();
+                    let reason = self.read_stream(stream, args, shutdown);
+                    log::info!(
+                        "disconnected: {reason}; {} events in {:.1} s",
+                        self.n_events_this_connection,
+                        started.elapsed().as_secs_f64()
+                    );
+                    if let Some(retry) = self.server_retry {
+                        backoff.set_initial(retry);
+                    }
+                    if self.n_events_this_connection > 0 {
+                        backoff.reset();
+                    }
+                    match reason {
+                        Disconnect::Shutdown | Disconnect::MaxEvents => return Ok(()),
+                        Disconnect::ArchiveFailed(e) => return Err(Error::Archive(e)),
+                        Disconnect::ServerClosed
+                        | Disconnect::Stalled(_)
+                        | Disconnect::ReadFailed(_) => {}
+                    }
+                }
+                Err(e) => {
+                    if !ever_connected && !e.is_retryable() {
+                        return Err(Error::Client(e));
+                    }
+                    if let (client::Error::Status { code: 400, .. }, Some(id)) = (&e, resume_id) {
+                        // The server no longer knows this position: continue from the last
+                        // archived time instead, which may leave a gap.
+                        since_fallback = event::parse_dt_ms(&self.last_dt);
+                        log::warn!(
+                            "the server refused Last-Event-ID {id} ({e}); resuming from meta.dt {} instead: events may be missing",
+                            if self.last_dt.is_empty() {
+                                "(unknown: from now)"
+                            } else {
+                                &self.last_dt
+                            }
+                        );
+                        self.resume_id.clear();
+                    } else {
+                        log::warn!("connecting to {url} failed: {e}");
+                    }
+                    retry_after = e.retry_after();
+                }
+            }
+            let delay = backoff
+                .next_delay(jitter.next())
+                .max(retry_after.unwrap_or_default());
+            log::info!("reconnecting in {:.3} s", delay.as_secs_f64());
+            Stats::add(&self.stats.reconnects, 1);
+            sleep_unless(shutdown, delay);
+        }
+    }
+
+    fn read_stream(
+        &mut self,
+        mut stream: client::Stream,
+        args: &RunArgs,
+        shutdown: &AtomicBool,
+    ) -> Disconnect {
+        let mut parser = sse::Parser::new(args.max_event_bytes);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        let mut last_data_at = Instant::now();
+        self.n_events_this_connection = 0;
+        loop {
+            if shutdown.load(Ordering::Relaxed) {
+                return Disconnect::Shutdown;
+            }
+            match stream.read(&mut buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    last_data_at = Instant::now();
+                    Stats::add(&self.stats.bytes_received, n as u64);
+                    parser.feed(&buf[..n], &mut |item| self.handle(item));
+                    self.stats
+                        .bytes_written
+                        .store(self.archive.bytes_written(), Ordering::Relaxed);
+                    if let Some(reason) = self.failure.take() {
+                        return reason;
+                    }
+                }
+                Ok(ReadOutcome::Idle) => {
+                    let idle = last_data_at.elapsed();
+                    if idle >= args.idle_timeout {
+                        return Disconnect::Stalled(idle);
+                    }
+                }
+                Ok(ReadOutcome::End) => return Disconnect::ServerClosed,
+                Err(e) => return Disconnect::ReadFailed(e),
+            }
+        }
+    }
+
+    /// Sorts one parsed item into the archive, the rejects file, or a counter.
+    fn handle(&mut self, item: Item<'_>) {
+        let event = match item {
+            Item::Retry(ms) => {
+                self.server_retry = Some(Duration::from_millis(ms));
+                return;
+            }
+            Item::Event(event) => event,
+        };
+        if self.failure.is_some() {
+            // Archiving stopped inside this chunk: later events are fetched again on resume.
+            return;
+        }
+        self.n_events_this_connection += 1;
+        let result = if event.oversize {
+            self.reject(RejectReason::Oversize, &event)
+        } else if event.event_type != "message" {
+            self.reject(RejectReason::UnexpectedType, &event)
+        } else {
+            match event::inspect(event.data) {
+                Err(reason) => self.reject(reason, &event),
+                Ok(meta) => self.archive_event(event.data, &meta),
+            }
+        };
+        if let Err(e) = result {
+            self.failure = Some(Disconnect::ArchiveFailed(e));
+            return;
+        }
+        if !event.id.is_empty() {
+            self.resume_id.clear();
+            self.resume_id.push_str(event.id);
+        }
+        if self.max_events.is_some_and(|max| self.n_archived >= max) {
+            log::info!(
+                "archived {} events (--max-events); stopping",
+                self.n_archived
+            );
+            self.failure = Some(Disconnect::MaxEvents);
+        }
+    }
+
+    fn archive_event(&mut self, data: &str, meta: &event::Meta<'_>) -> Result<(), archive::Error> {
+        if meta.is_canary() && !self.keep_canary {
+            Stats::add(&self.stats.canaries, 1);
+            log::trace!("dropped canary event {:?}", meta.id);
+            return Ok(());
+        }
+        if let Some(id) = &meta.id
+            && !self.recent_ids.insert(id)
+        {
+            Stats::add(&self.stats.duplicates, 1);
+            log::debug!("dropped duplicate event {id}");
+            return Ok(());
+        }
+        self.archive.append(data, OffsetDateTime::now_utc())?;
+        self.n_archived += 1;
+        Stats::add(&self.stats.events_archived, 1);
+        if let Some(dt) = &meta.dt {
+            self.last_dt.clear();
+            self.last_dt.push_str(dt);
+        }
+        Ok(())
+    }
+
+    fn reject(
+        &mut self,
+        reason: RejectReason,
+        event: &sse::Event<'_>,
+    ) -> Result<(), archive::Error> {
+        let line = reject_line(OffsetDateTime::now_utc(), reason, event);
+        log::warn!(
+            "rejected event {} ({reason}, {} bytes of data)",
+            if event.id.is_empty() {
+                "without id"
+            } else {
+                event.id
+            },
+            event.data.len()
+        );
+        Stats::add(&self.stats.rejects, 1);
+        self.archive.reject(&line)
+    }
+}
+
+/// One line of the rejects file: `{"received_at","reason","event","id","data"}`.
+pub fn reject_line(now: OffsetDateTime, reason: RejectReason, event: &sse::Event<'_>) -> String {
+    let received_at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting the current UTC time as RFC 3339 cannot fail");
+    let json = |s: &str| serde_json::to_string(s).expect("serialising a string cannot fail");
+    format!(
+        "{{\"received_at\":{},\"reason\":{},\"event\":{},\"id\":{},\"data\":{}}}",
+        json(&received_at),
+        json(reason.as_str()),
+        json(event.event_type),
+        json(event.id),
+        json(event.data)
+    )
+}
+
+/// Sleeps for `total` unless `flag` is set first.
+fn sleep_unless(flag: &AtomicBool, total: Duration) {
+    let until = Instant::now() + total;
+    while !flag.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SLEEP_SLICE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_labels() {
+        let streams = Source::Streams {
+            names: vec!["recentchange".into(), "page-create".into()],
+            base_url: "https://stream.wikimedia.org/v2/stream".into(),
+        };
+        assert_eq!(
+            source_url(&streams),
+            "https://stream.wikimedia.org/v2/stream/recentchange,page-create"
+        );
+        assert_eq!(source_label(&streams), "recentchange+page-create");
+        let url = Source::Url("http://127.0.0.1:1/v2/stream/recentchange?x=1".into());
+        assert_eq!(source_label(&url), "recentchange");
+        assert_eq!(source_label(&Source::Url("http://h/".into())), "h");
+    }
+
+    #[test]
+    fn reject_lines_are_json() {
+        let event = sse::Event {
+            event_type: "error",
+            data: "bad \"x\"\n",
+            id: "[1]",
+            oversize: false,
+        };
+        let line = reject_line(
+            time::macros::datetime!(2025-01-31 12:00:00 UTC),
+            RejectReason::UnexpectedType,
+            &event,
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(value["reason"], "unexpected_type");
+        assert_eq!(value["data"], "bad \"x\"\n");
+        assert_eq!(value["received_at"], "2025-01-31T12:00:00Z");
+        assert!(!line.contains('\n'));
+    }
+}

@@ -1,0 +1,75 @@
+//! `parse [FILE]`: raw SSE bytes in, one JSON object per parser item out.
+//!
+//! This is the parser's black-box test surface; its output format is fixed:
+//! `{"event":…,"data":…,"id":…}` per dispatched event and `{"retry":MS}` per valid retry field.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+
+use crate::cli::ParseArgs;
+use crate::sse::{Item, Parser};
+use crate::tools::Error;
+
+/// The same limit as `run`'s default, so `parse` shows what the archiver would see.
+const MAX_EVENT_BYTES: usize = 8 << 20;
+
+/// Parses FILE (or stdin) and prints the items to stdout.
+pub fn run(args: &ParseArgs) -> Result<(), Error> {
+    let (mut input, name): (Box<dyn Read>, String) = match &args.input {
+        Some(path) => {
+            let file = File::open(path)
+                .map_err(|e| Error::new(format!("opening {}", path.display()), e))?;
+            (Box::new(file), path.display().to_string())
+        }
+        None => (Box::new(io::stdin().lock()), "standard input".to_string()),
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut parser = Parser::new(MAX_EVENT_BYTES);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut write_result = Ok(());
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::new(format!("reading {name}"), e)),
+        };
+        parser.feed(&buf[..n], &mut |item| {
+            if write_result.is_ok() {
+                write_result = writeln!(out, "{}", item_json(&item));
+            }
+        });
+        if let Err(e) = std::mem::replace(&mut write_result, Ok(())) {
+            return quiet_on_broken_pipe(e);
+        }
+    }
+    parser.finish();
+    out.flush().or_else(quiet_on_broken_pipe)
+}
+
+/// A closed stdout (`parse … | head`) ends the output quietly.
+fn quiet_on_broken_pipe(e: io::Error) -> Result<(), Error> {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(Error::new("writing standard output", e))
+    }
+}
+
+fn item_json(item: &Item<'_>) -> String {
+    let json = |s: &str| serde_json::to_string(s).expect("serialising a string cannot fail");
+    match item {
+        Item::Event(event) => {
+            if event.oversize {
+                log::warn!("event of more than {MAX_EVENT_BYTES} bytes cut off");
+            }
+            format!(
+                "{{\"event\":{},\"data\":{},\"id\":{}}}",
+                json(event.event_type),
+                json(event.data),
+                json(event.id)
+            )
+        }
+        Item::Retry(ms) => format!("{{\"retry\":{ms}}}"),
+    }
+}
