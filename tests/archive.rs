@@ -1,0 +1,373 @@
+//! End-to-end archiving from the real `serve` with each fault it can inject. Every test checks
+//! the decompressed archive against exactly the served events: same set, same order, none twice.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{self, Finished, Running, Serve};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn fixture_events() -> Vec<String> {
+    util::lines_of(&util::fixture("recentchange-200.ndjson"))
+}
+
+/// Serves `input` with `serve_flags`, archives until `max_events` with `run_flags`, stops the
+/// server; returns the archive dir and how the run ended.
+fn archive_from_serve(
+    input: &Path,
+    serve_flags: &[&str],
+    run_flags: &[&str],
+    max_events: usize,
+) -> (tempfile::TempDir, Finished) {
+    let dir = util::temp_dir();
+    let serve = Serve::start(input, serve_flags, dir.path());
+    let output_dir = dir.path().join("archive");
+    let url = serve.url();
+    let max = max_events.to_string();
+    let mut args = vec![
+        "--url",
+        &url,
+        "--output-dir",
+        output_dir.to_str().expect("utf-8"),
+        "--max-events",
+        &max,
+    ];
+    args.extend_from_slice(run_flags);
+    let finished = util::run_binary(&args, dir.path(), TIMEOUT);
+    let serve_log = serve.stderr();
+    serve.stop();
+    assert!(
+        finished.status.success(),
+        "archiver failed: {}\nserve log:\n{serve_log}",
+        finished.stderr
+    );
+    (dir, finished)
+}
+
+fn archive_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("archive")
+}
+
+/// Runs a whole-fixture archive with `serve_flags` and checks it is exact.
+fn assert_exact_archive(serve_flags: &[&str], run_flags: &[&str]) -> Finished {
+    let expected = util::expected_archive(&fixture_events());
+    let (dir, finished) = archive_from_serve(
+        &util::fixture("recentchange-200.ndjson"),
+        serve_flags,
+        run_flags,
+        expected.len(),
+    );
+    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
+    let names = util::file_names(&archive_dir(&dir));
+    assert!(
+        names.iter().all(|n| !n.ends_with(".part")),
+        "unfinished files left: {names:?}"
+    );
+    assert!(util::rejects(&archive_dir(&dir)).is_empty());
+    finished
+}
+
+#[test]
+fn archives_exactly_the_served_events() {
+    let finished = assert_exact_archive(&[], &[]);
+    // The second canary is the last line, after the last archived event: --max-events stops before it.
+    assert!(
+        finished.stderr.contains("1 canaries dropped"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn file_name_and_gzip_are_valid() {
+    let expected = util::expected_archive(&fixture_events());
+    let (dir, _) = archive_from_serve(
+        &util::fixture("recentchange-200.ndjson"),
+        &[],
+        &["--level", "1"],
+        10,
+    );
+    let names = util::file_names(&archive_dir(&dir));
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = &names[0];
+    // recentchange-YYYYMMDDTHHMMSSZ-000001.ndjson.gz
+    let stamp = name
+        .strip_prefix("recentchange-")
+        .and_then(|r| r.strip_suffix("-000001.ndjson.gz"));
+    assert!(
+        stamp.is_some_and(|s| s.len() == 16 && s.as_bytes()[8] == b'T' && s.ends_with('Z')),
+        "{name}"
+    );
+    let status = Command::new("gzip")
+        .arg("-t")
+        .arg(archive_dir(&dir).join(name))
+        .status()
+        .expect("gzip -t");
+    assert!(status.success(), "gzip -t failed on {name}");
+    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected[..10]);
+}
+
+#[test]
+fn survives_a_disconnect_every_k_events() {
+    let finished = assert_exact_archive(&["--disconnect-every", "7", "--retry", "20"], &[]);
+    assert!(
+        finished.stderr.matches("resuming after").count() >= 25,
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn survives_cuts_in_the_middle_of_events() {
+    let finished = assert_exact_archive(
+        &[
+            "--disconnect-every",
+            "13",
+            "--cut-mid-event",
+            "--retry",
+            "20",
+        ],
+        &[],
+    );
+    assert!(
+        finished.stderr.matches("resuming after").count() >= 14,
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn reconnects_after_a_stall() {
+    let finished = assert_exact_archive(
+        &["--stall-after", "30", "--retry", "20"],
+        &["--idle-timeout", "1"],
+    );
+    assert!(
+        finished.stderr.contains("no data for 1 s"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn waits_for_retry_after_on_429() {
+    let finished = assert_exact_archive(&["--status-first", "429"], &[]);
+    assert!(finished.stderr.contains("HTTP 429"), "{}", finished.stderr);
+    assert!(
+        finished.elapsed >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured: {:?}",
+        finished.elapsed
+    );
+}
+
+#[test]
+fn retries_after_500() {
+    let finished = assert_exact_archive(&["--status-first", "500"], &[]);
+    assert!(finished.stderr.contains("HTTP 500"), "{}", finished.stderr);
+}
+
+#[test]
+fn garbage_goes_to_rejects_and_the_rest_is_archived() {
+    let dir = util::temp_dir();
+    let good = fixture_events();
+    let oversize = format!(
+        "{{\"meta\":{{\"id\":\"big\"}},\"pad\":\"{}\"}}",
+        "x".repeat(6000)
+    );
+    let bad = [
+        "this is not json".to_string(),
+        "[1,2,3]".to_string(),
+        "{\"cut\":".to_string(),
+        oversize,
+    ];
+    let mut input = Vec::new();
+    for (idx, line) in good.iter().take(40).enumerate() {
+        input.push(line.clone());
+        if idx % 10 == 5 {
+            input.push(bad[idx / 10].clone());
+        }
+    }
+    let input_path = dir.path().join("input.ndjson");
+    std::fs::write(&input_path, input.join("\n") + "\n").expect("writing input");
+    // The oversize line is a JSON object, but too large: only the good lines are expected.
+    let expected = util::expected_archive(&good[..40]);
+    let (out, finished) = archive_from_serve(
+        &input_path,
+        &["--disconnect-every", "9", "--retry", "10"],
+        &["--max-event-bytes", "4096"],
+        expected.len(),
+    );
+    let archive = archive_dir(&out);
+    util::assert_same_events(&util::archive_lines(&archive), &expected);
+    let rejects = util::rejects(&archive);
+    let reasons: Vec<&str> = rejects
+        .iter()
+        .map(|r| r["reason"].as_str().expect("reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["invalid_json", "not_an_object", "invalid_json", "oversize"]
+    );
+    assert_eq!(rejects[0]["data"], "this is not json");
+    assert_eq!(rejects[1]["data"], "[1,2,3]");
+    assert!(rejects[3]["data"].as_str().expect("data").len() <= 4096);
+    for reject in &rejects {
+        assert_eq!(reject["event"], "message");
+        assert!(
+            reject["id"].as_str().expect("id").contains("offset"),
+            "{reject}"
+        );
+        assert!(reject["received_at"].as_str().expect("time").ends_with('Z'));
+    }
+    assert_eq!(
+        finished.stderr.matches("rejected event").count(),
+        4,
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn keep_canary_archives_canaries() {
+    let all = fixture_events();
+    let (dir, _) = archive_from_serve(
+        &util::fixture("recentchange-200.ndjson"),
+        &[],
+        &["--keep-canary"],
+        all.len(),
+    );
+    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &all);
+}
+
+#[test]
+fn since_starts_at_that_time() {
+    let events = fixture_events();
+    let dt = |line: &str| {
+        let value: serde_json::Value = serde_json::from_str(line).expect("json");
+        value["meta"]["dt"].as_str().expect("dt").to_string()
+    };
+    let since = dt(&events[50]);
+    let expected = util::expected_archive(&events[50..]);
+    let (dir, _) = archive_from_serve(
+        &util::fixture("recentchange-200.ndjson"),
+        &[],
+        &["--since", &since],
+        expected.len(),
+    );
+    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
+}
+
+#[test]
+fn first_connection_404_is_a_configuration_error() {
+    let dir = util::temp_dir();
+    let serve = Serve::start(&util::fixture("recentchange-200.ndjson"), &[], dir.path());
+    let url = format!("http://127.0.0.1:{}/v2/strem/recentchange", serve.port);
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &url,
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        TIMEOUT,
+    );
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    assert!(finished.stderr.contains("HTTP 404"), "{}", finished.stderr);
+    assert!(finished.stderr.contains(&url), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("no route for /v2/strem/recentchange"),
+        "{}",
+        finished.stderr
+    );
+}
+
+/// Starts an archiver on `serve`, waits until it has opened its file, sends SIGTERM and checks
+/// the exit is clean, quick, and leaves a complete gzip file with a prefix of the events.
+fn assert_clean_sigterm(serve_flags: &[&str]) {
+    let dir = util::temp_dir();
+    let serve = Serve::start(
+        &util::fixture("recentchange-200.ndjson"),
+        serve_flags,
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let mut cmd = util::command();
+    cmd.args([
+        "--url",
+        &serve.url(),
+        "--output-dir",
+        output_dir.to_str().expect("utf-8"),
+    ]);
+    let running = Running::start(cmd, dir.path(), "run");
+    running.wait_for_log("opened", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(700));
+    let signalled = Instant::now();
+    running.signal("TERM");
+    let finished = running.wait(Duration::from_secs(10));
+    let took = signalled.elapsed();
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?} to exit after SIGTERM"
+    );
+    let names = util::file_names(&output_dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with(".ndjson.gz"), "{names:?}");
+    let status = Command::new("gzip")
+        .arg("-t")
+        .arg(output_dir.join(&names[0]))
+        .status()
+        .expect("gzip -t");
+    assert!(status.success());
+    let archived = util::archive_lines(&output_dir);
+    let expected = util::expected_archive(&fixture_events());
+    assert!(!archived.is_empty());
+    util::assert_same_events(&archived, &expected[..archived.len()]);
+}
+
+#[test]
+fn sigterm_while_streaming_finishes_the_file() {
+    assert_clean_sigterm(&["--rate", "100"]);
+}
+
+#[test]
+fn sigterm_while_blocked_in_a_read_finishes_the_file() {
+    assert_clean_sigterm(&["--stall-after", "20"]);
+}
+
+#[test]
+fn refused_connections_are_retried_until_sigterm() {
+    let dir = util::temp_dir();
+    // Bind and drop a listener to find a port that is (very likely) closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut cmd = util::command();
+    let output_dir = dir.path().join("archive");
+    cmd.args([
+        "--url",
+        &format!("http://127.0.0.1:{port}/v2/stream/x"),
+        "--output-dir",
+        output_dir.to_str().expect("utf-8"),
+    ]);
+    let running = Running::start(cmd, dir.path(), "run");
+    running.wait_for_log("reconnecting in", Duration::from_secs(20));
+    running.wait_for_log("failed", Duration::from_secs(5));
+    running.signal("INT");
+    let finished = running.wait(Duration::from_secs(5));
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        util::file_names(&output_dir).is_empty(),
+        "no event, so no file"
+    );
+}

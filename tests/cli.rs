@@ -1,0 +1,109 @@
+//! Command-line behaviour of the real binary: help, version, usage errors and their exit codes.
+
+use std::time::Duration;
+
+use crate::util;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn help_documents_every_run_flag_and_exits_0() {
+    let dir = util::temp_dir();
+    let finished = util::run_binary(&["--help"], dir.path(), TIMEOUT);
+    assert!(finished.status.success());
+    for flag in [
+        "--stream",
+        "--url",
+        "--base-url",
+        "--output-dir",
+        "--since",
+        "--user-agent",
+        "--idle-timeout",
+        "--max-events",
+        "--level",
+        "--keep-canary",
+        "--max-event-bytes",
+        "--ca-file",
+        "--disconnect-every",
+        "--cut-mid-event",
+        "--stall-after",
+        "--status-first",
+        "--rate",
+        "[default: 120]",
+        "[default: 6]",
+    ] {
+        assert!(
+            finished.stdout.contains(flag),
+            "--help does not mention {flag}"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let dir = util::temp_dir();
+    let finished = util::run_binary(&["--version"], dir.path(), TIMEOUT);
+    assert!(finished.status.success());
+    assert_eq!(
+        finished.stdout.trim(),
+        format!("wikistream-archiver {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_name_the_flag_hint_at_help_and_exit_2() {
+    let dir = util::temp_dir();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--frobnicate"], "--frobnicate"),
+        (&["--level", "10"], "--level"),
+        (&["run", "--idle-timeout", "soon"], "--idle-timeout"),
+        (&["--since", "last tuesday"], "--since"),
+        (&["--max-events"], "--max-events"),
+        (&["serve", "--port", "99999", "--input", "x"], "--port"),
+        (&["parse", "a", "b"], "b"),
+    ];
+    for (args, needle) in cases {
+        let finished = util::run_binary(args, dir.path(), TIMEOUT);
+        assert_eq!(
+            finished.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        let first_line = finished.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first_line.contains(needle),
+            "{args:?}: first line {first_line:?}"
+        );
+        assert!(
+            finished.stderr.contains("--help"),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        assert!(finished.stdout.is_empty());
+    }
+}
+
+#[test]
+fn unwritable_output_dir_is_a_clear_error() {
+    let dir = util::temp_dir();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").expect("creating a file");
+    let output_dir = blocker.join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            "http://127.0.0.1:9/v2/stream/x",
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        TIMEOUT,
+    );
+    assert_eq!(finished.status.code(), Some(1));
+    assert!(
+        finished.stderr.contains(&output_dir.display().to_string()),
+        "{}",
+        finished.stderr
+    );
+}

@@ -1,0 +1,308 @@
+//! Helpers shared by the integration tests: temp dirs, spawning the binary (optionally through
+//! `CROSS_RUNNER`, e.g. `qemu-aarch64`), a `serve` child, reading archives, readable diffs.
+
+#![allow(dead_code)] // Each test module uses a different subset.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use flate2::read::MultiGzDecoder;
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wikistream-archiver"))
+}
+
+/// A command for the binary, run through `CROSS_RUNNER` when that is set.
+pub fn command() -> Command {
+    match std::env::var_os("CROSS_RUNNER").filter(|r| !r.is_empty()) {
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(std::env::var_os("CROSS_BIN").map_or_else(bin, PathBuf::from));
+            cmd
+        }
+        None => Command::new(bin()),
+    }
+}
+
+/// The repository's fixtures folder.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("wsa-test-")
+        .tempdir()
+        .expect("creating a temp dir")
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// A running child whose output goes to files (no pipe can fill up and block it).
+pub struct Running {
+    pub child: Child,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+    started: Instant,
+}
+
+impl Running {
+    /// Starts `cmd`, with stdout and stderr captured in `log_dir`.
+    pub fn start(mut cmd: Command, log_dir: &Path, name: &str) -> Running {
+        let stdout_path = log_dir.join(format!("{name}.stdout"));
+        let stderr_path = log_dir.join(format!("{name}.stderr"));
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_path).expect("creating stdout file"))
+            .stderr(File::create(&stderr_path).expect("creating stderr file"))
+            .spawn()
+            .expect("spawning the binary");
+        Running {
+            child,
+            stdout_path,
+            stderr_path,
+            started: Instant::now(),
+        }
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL", "USR1") to the child.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits until stderr contains `needle`, or panics after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "no '{needle}' in the log within {timeout:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Waits for the exit, killing the child and panicking after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Finished {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the child") {
+                return Finished {
+                    status,
+                    stdout: fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+                    stderr: fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+                    elapsed: self.started.elapsed(),
+                };
+            }
+            if Instant::now() >= until {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the binary did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the binary with `args` to completion (at most `timeout`).
+pub fn run_binary(args: &[&str], log_dir: &Path, timeout: Duration) -> Finished {
+    let mut cmd = command();
+    cmd.args(args);
+    Running::start(cmd, log_dir, "run").wait(timeout)
+}
+
+/// A `serve` child on a free port; killed when dropped.
+pub struct Serve {
+    running: Running,
+    pub port: u16,
+}
+
+impl Serve {
+    /// Starts `serve --input input` with `extra` flags and waits for its `listening on` line.
+    pub fn start(input: &Path, extra: &[&str], log_dir: &Path) -> Serve {
+        let mut cmd = command();
+        cmd.arg("serve").arg("--input").arg(input).args(extra);
+        let running = Running::start(cmd, log_dir, "serve");
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stdout = fs::read_to_string(&running.stdout_path).unwrap_or_default();
+            if let Some(line) = stdout.lines().next()
+                && stdout.contains('\n')
+            {
+                let addr = line
+                    .strip_prefix("listening on ")
+                    .expect("first line is 'listening on ADDR:PORT'");
+                let port = addr
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .expect("a port");
+                return Serve { running, port };
+            }
+            assert!(
+                Instant::now() < until,
+                "serve did not start; stderr:\n{}",
+                running.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The stream URL on this server.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v2/stream/recentchange", self.port)
+    }
+
+    /// The server's log so far.
+    pub fn stderr(&self) -> String {
+        self.running.stderr()
+    }
+
+    /// Stops the server explicitly.
+    pub fn stop(self) {
+        drop(self.running);
+    }
+}
+
+/// All lines of a (possibly multi-member, possibly torn) gzip file.
+pub fn gz_lines(path: &Path) -> Vec<String> {
+    let mut text = String::new();
+    MultiGzDecoder::new(File::open(path).expect("opening gzip file"))
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines().map(String::from).collect()
+}
+
+/// File names in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("reading the archive dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Archive lines of every completed segment in `dir` (not rejects), in file name order.
+pub fn archive_lines(dir: &Path) -> Vec<String> {
+    file_names(dir)
+        .iter()
+        .filter(|n| n.ends_with(".ndjson.gz") && !n.starts_with("rejects-"))
+        .flat_map(|n| gz_lines(&dir.join(n)))
+        .collect()
+}
+
+/// Rejects of every completed rejects file in `dir`, parsed.
+pub fn rejects(dir: &Path) -> Vec<serde_json::Value> {
+    file_names(dir)
+        .iter()
+        .filter(|n| n.starts_with("rejects-") && n.ends_with(".ndjson.gz"))
+        .flat_map(|n| gz_lines(&dir.join(n)))
+        .map(|line| serde_json::from_str(&line).expect("rejects lines are JSON"))
+        .collect()
+}
+
+/// Non-empty lines of a text file.
+pub fn lines_of(path: &Path) -> Vec<String> {
+    BufReader::new(File::open(path).expect("opening input"))
+        .lines()
+        .map(|l| l.expect("reading input"))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The lines the archiver should keep from `input`: JSON objects that are not canaries.
+pub fn expected_archive(input: &[String]) -> Vec<String> {
+    input
+        .iter()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| v.is_object() && v["meta"]["domain"] != "canary")
+        })
+        .cloned()
+        .collect()
+}
+
+/// Asserts two event sequences are equal, explaining the first difference, missing and repeated
+/// lines in a readable way instead of dumping megabytes.
+pub fn assert_same_events(actual: &[String], expected: &[String]) {
+    if actual == expected {
+        return;
+    }
+    let short = |s: &str| s.chars().take(120).collect::<String>();
+    let mut report = format!(
+        "archive has {} events, expected {}\n",
+        actual.len(),
+        expected.len()
+    );
+    let mut seen = HashSet::new();
+    let repeated: Vec<&String> = actual.iter().filter(|l| !seen.insert(*l)).collect();
+    if !repeated.is_empty() {
+        report += &format!(
+            "{} duplicated, first: {}\n",
+            repeated.len(),
+            short(repeated[0])
+        );
+    }
+    let actual_set: HashSet<&String> = actual.iter().collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|l| !actual_set.contains(l))
+        .collect();
+    if !missing.is_empty() {
+        report += &format!("{} missing, first: {}\n", missing.len(), short(missing[0]));
+    }
+    if let Some(idx) = actual.iter().zip(expected).position(|(a, e)| a != e) {
+        report += &format!(
+            "first difference at line {idx}:\n  actual:   {}\n  expected: {}\n",
+            short(&actual[idx]),
+            short(&expected[idx])
+        );
+    }
+    panic!("{report}");
+}
