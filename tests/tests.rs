@@ -7,3 +7,4 @@ mod archive;
 mod cli;
 mod fixture_server;
 mod parse;
+mod tls;
