@@ -38,6 +38,20 @@ RUN OPTIONS:
     --max-event-bytes N     events larger than N bytes go to the rejects file [default: 8388608]
     --level 0-9             gzip compression level [default: 6]
     --keep-canary           archive canary events too (meta.domain == \"canary\") [default: drop]
+    --rotate-minute M|off   complete the file at minute M of every UTC hour [default: 5]
+    --rotate-events N|off   complete the file after N events [default: 500000]
+    --rotate-bytes B|off    complete the file after B compressed bytes [default: off]
+                            (SIGUSR1 and shutdown also complete the open file)
+    --on-ready CMD          run CMD with each completed file's path as its only argument
+                            (no shell; archiving does not wait for it) [default: none]
+    --naming ours|wikistreamreader
+                            file names: ours (stream-UTCSTART-SEQ.ndjson.gz, .part while open) or
+                            the Python archiver's (stream_START_SEQ.gz, .ready when complete)
+                            [default: ours]
+    --checkpoint-interval SECS|off
+                            make the archive durable and record the resume position this often
+                            (also at every new file and rotation) [default: 5]
+    --gap-warn SECS         warn when a resumed stream jumps more than SECS in meta.dt [default: 120]
     -v, --verbose           more log output (repeat for more); RUST_LOG overrides
     -q, --quiet             less log output (repeat for less)
 
@@ -106,6 +120,12 @@ pub struct RunArgs {
     pub max_event_bytes: usize,
     pub level: u32,
     pub keep_canary: bool,
+    pub rotation: crate::archive::rotate::Policy,
+    pub on_ready: Option<OsString>,
+    pub naming_wikistreamreader: bool,
+    /// `None` checkpoints only at new files, rotations and shutdown.
+    pub checkpoint_interval: Option<Duration>,
+    pub gap_warn: Duration,
     /// Net verbosity: +1 per `-v`, -1 per `-q`.
     pub verbosity: i32,
 }
@@ -211,6 +231,13 @@ struct RunBuilder {
     max_event_bytes: Option<usize>,
     level: Option<u32>,
     keep_canary: bool,
+    rotate_minute: Option<Option<u64>>,
+    rotate_events: Option<Option<u64>>,
+    rotate_bytes: Option<Option<u64>>,
+    on_ready: Option<OsString>,
+    naming_wikistreamreader: bool,
+    checkpoint_interval_secs: Option<Option<u64>>,
+    gap_warn_secs: Option<u64>,
     verbosity: i32,
 }
 
@@ -232,6 +259,27 @@ impl RunBuilder {
             }
             "--level" => self.level = Some(number(parser, flag, 0, 9)? as u32),
             "--keep-canary" => self.keep_canary = true,
+            "--rotate-minute" => self.rotate_minute = Some(number_or_off(parser, flag, 0, 59)?),
+            "--rotate-events" => {
+                self.rotate_events = Some(number_or_off(parser, flag, 1, u64::MAX)?)
+            }
+            "--rotate-bytes" => self.rotate_bytes = Some(number_or_off(parser, flag, 1, u64::MAX)?),
+            "--on-ready" => self.on_ready = Some(parser.value()?),
+            "--naming" => {
+                self.naming_wikistreamreader = match string_value(parser, flag)?.as_str() {
+                    "ours" => false,
+                    "wikistreamreader" => true,
+                    other => {
+                        return Err(usage(format!(
+                            "invalid value for --naming: '{other}' (ours or wikistreamreader)"
+                        )));
+                    }
+                }
+            }
+            "--checkpoint-interval" => {
+                self.checkpoint_interval_secs = Some(number_or_off(parser, flag, 1, 86_400)?)
+            }
+            "--gap-warn" => self.gap_warn_secs = Some(number(parser, flag, 1, 31_536_000)?),
             "-v" | "--verbose" => self.verbosity += 1,
             "-q" | "--quiet" => self.verbosity -= 1,
             _ => return Ok(false),
@@ -286,6 +334,18 @@ impl RunBuilder {
             max_event_bytes: self.max_event_bytes.unwrap_or(8 << 20),
             level: self.level.unwrap_or(6),
             keep_canary: self.keep_canary,
+            rotation: crate::archive::rotate::Policy {
+                minute: self.rotate_minute.unwrap_or(Some(5)).map(|m| m as u8),
+                max_events: self.rotate_events.unwrap_or(Some(500_000)),
+                max_bytes: self.rotate_bytes.unwrap_or(None),
+            },
+            on_ready: self.on_ready,
+            naming_wikistreamreader: self.naming_wikistreamreader,
+            checkpoint_interval: self
+                .checkpoint_interval_secs
+                .unwrap_or(Some(5))
+                .map(Duration::from_secs),
+            gap_warn: Duration::from_secs(self.gap_warn_secs.unwrap_or(120)),
             verbosity: self.verbosity,
         }))
     }
@@ -406,6 +466,25 @@ fn number(parser: &mut lexopt::Parser, flag: &str, min: u64, max: u64) -> Result
     }
 }
 
+/// A number in `min..=max`, or `off` (`None`).
+fn number_or_off(
+    parser: &mut lexopt::Parser,
+    flag: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, Error> {
+    let text = string_value(parser, flag)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(usage(format!(
+            "invalid value for {flag}: '{text}' (a whole number from {min} to {max}, or off)"
+        ))),
+    }
+}
+
 fn split_list(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
@@ -477,6 +556,31 @@ mod tests {
         assert_eq!(run.idle_timeout, Duration::from_secs(120));
         assert_eq!(run.max_event_bytes, 8 << 20);
         assert!(run.user_agent.starts_with("wikistream-archiver/"));
+        assert_eq!(run.rotation.minute, Some(5));
+        assert_eq!(run.rotation.max_events, Some(500_000));
+        assert_eq!(run.rotation.max_bytes, None);
+        assert_eq!(run.checkpoint_interval, Some(Duration::from_secs(5)));
+        assert!(!run.naming_wikistreamreader);
+    }
+
+    #[test]
+    fn off_values() {
+        let run = run_args(&[
+            "--rotate-minute",
+            "off",
+            "--rotate-events",
+            "off",
+            "--checkpoint-interval",
+            "off",
+            "--rotate-bytes",
+            "1000",
+        ]);
+        assert_eq!(run.rotation.minute, None);
+        assert_eq!(run.rotation.max_events, None);
+        assert_eq!(run.rotation.max_bytes, Some(1000));
+        assert_eq!(run.checkpoint_interval, None);
+        assert!(parse(&["--rotate-minute", "60"]).is_err());
+        assert!(parse(&["--naming", "python"]).is_err());
     }
 
     #[test]

@@ -114,9 +114,30 @@ impl RecentIds {
         }
     }
 
+    /// A window of `capacity` ids that already holds `keys` (oldest first), e.g. from a checkpoint.
+    pub fn with_keys(capacity: usize, keys: &[u128]) -> RecentIds {
+        let mut ids = RecentIds::new(capacity);
+        for &key in keys {
+            ids.insert_key(key);
+        }
+        ids
+    }
+
+    /// The newest `n` keys, oldest first.
+    pub fn newest(&self, n: usize) -> Vec<u128> {
+        self.order
+            .iter()
+            .skip(self.order.len().saturating_sub(n))
+            .copied()
+            .collect()
+    }
+
     /// Records `id`; returns false if it was already in the window (a duplicate).
     pub fn insert(&mut self, id: &str) -> bool {
-        let key = id_key(id);
+        self.insert_key(id_key(id))
+    }
+
+    fn insert_key(&mut self, key: u128) -> bool {
         if !self.seen.insert(key) {
             return false;
         }
@@ -214,5 +235,11 @@ mod tests {
         assert!(ids.insert("4b7e3a4e-7f0a-4b39-9a38-0a3c1b2d3e4f"));
         assert!(!ids.insert("y"));
         assert_eq!(ids.order.len(), 2);
+        let restored = RecentIds::with_keys(2, &ids.newest(5));
+        assert_eq!(restored.newest(5), ids.newest(5));
+        assert_eq!(
+            ids.newest(1),
+            vec![id_key("4b7e3a4e-7f0a-4b39-9a38-0a3c1b2d3e4f")]
+        );
     }
 }

@@ -22,6 +22,8 @@ enum ExitCode {
     Success = 0,
     Failure = 1,
     Usage = 2,
+    /// Another instance holds the output directory (EX_TEMPFAIL: a cron retry is harmless).
+    Locked = 75,
 }
 
 impl From<ExitCode> for std::process::ExitCode {
@@ -49,7 +51,13 @@ fn main() -> std::process::ExitCode {
         }
         Command::Run(args) => {
             init_logging(args.verbosity);
-            run::run(args).map_err(Into::into)
+            match run::run(args) {
+                Err(e @ run::Error::Archive(archive::Error::Locked { .. })) => {
+                    log::error!("{e}");
+                    return ExitCode::Locked.into();
+                }
+                other => other.map_err(Into::into),
+            }
         }
         Command::Parse(args) => {
             init_logging(0);

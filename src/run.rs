@@ -1,9 +1,11 @@
 //! `run`: the main loop. Connect, read, parse, sort events into archive / rejects / dropped,
-//! reconnect with backoff, and stop cleanly on a signal or after `--max-events`.
+//! checkpoint, rotate, reconnect with backoff, recover from write failures, and stop cleanly on
+//! a signal or after `--max-events`.
 //!
 //! This is the only place that combines the client, the parser and the archive, and the only
-//! place that sleeps or reads signals. It holds no policy of its own beyond the order of these
-//! steps: backoff is in `client`, validation in `event`, file handling in `archive`.
+//! place that sleeps, reads signals or reads the clock. It holds no policy of its own beyond the
+//! order of these steps: backoff is in `client`, validation in `event`, rotation in
+//! `archive::rotate`, file handling in `archive`.
 
 use std::fmt;
 use std::io;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::archive::{self, Archive};
+use crate::archive::{self, Archive, Cursor, DirLock, Resume, rotate};
 use crate::cli::{RunArgs, Source};
 use crate::client::{self, Backoff, Client, Jitter, ReadOutcome};
 use crate::event::{self, RecentIds, RejectReason};
@@ -31,6 +33,13 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 const DEDUP_WINDOW: usize = 8192;
 /// Sleeps are cut into slices this long so that a signal is seen quickly.
 const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// After a write failure (e.g. disk full), wait this long before trying again from the checkpoint.
+const WRITE_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// A repeating write failure is logged at most this often.
+const WRITE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Test hook: an RFC 3339 time the process clock starts at (it then runs at normal speed), so
+/// tests can cross a rotation minute without waiting for it. Never set in production.
+const FAKE_NOW_ENV: &str = "WIKISTREAM_ARCHIVER_FAKE_NOW";
 
 /// Why `run` failed.
 #[derive(Debug)]
@@ -67,17 +76,50 @@ impl From<archive::Error> for Error {
     }
 }
 
-/// Sets a flag on SIGINT or SIGTERM; a second signal ends the process at once.
-fn install_signal_flags() -> Result<Arc<AtomicBool>, Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = Arc::new(AtomicBool::new(false));
+/// Signal flags the loop polls.
+struct Signals {
+    /// SIGINT or SIGTERM: finish and exit. A second one ends the process at once.
+    shutdown: Arc<AtomicBool>,
+    /// SIGUSR1: complete the open file now.
+    rotate: Arc<AtomicBool>,
+}
+
+fn install_signal_flags() -> Result<Signals, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
         // Registered first, so it sees the flag as it was before this signal set it.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))
             .map_err(Error::Signals)?;
-        signal_hook::flag::register(signal, Arc::clone(&flag)).map_err(Error::Signals)?;
+        signal_hook::flag::register(signal, Arc::clone(&shutdown)).map_err(Error::Signals)?;
     }
-    Ok(flag)
+    let rotate = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGUSR1, Arc::clone(&rotate)).map_err(Error::Signals)?;
+    Ok(Signals { shutdown, rotate })
+}
+
+/// The process clock: UTC now, shifted when the test hook asks for it.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    offset: time::Duration,
+}
+
+impl Clock {
+    fn from_env() -> Clock {
+        let offset = std::env::var(FAKE_NOW_ENV)
+            .ok()
+            .and_then(|text| {
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map_or(time::Duration::ZERO, |start| {
+                start - OffsetDateTime::now_utc()
+            });
+        Clock { offset }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.offset
+    }
 }
 
 /// The stream URL for `source`.
@@ -114,39 +156,90 @@ pub fn source_label(source: &Source) -> String {
 
 /// Archives the stream described by `args` until a signal, `--max-events`, or a fatal error.
 pub fn run(args: RunArgs) -> Result<(), Error> {
-    let shutdown = install_signal_flags()?;
+    let signals = install_signal_flags()?;
+    let clock = Clock::from_env();
     let url = source_url(&args.source);
-    let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
-    let archive = Archive::open(
-        &args.output_dir,
-        &source_label(&args.source),
-        args.level,
-        OffsetDateTime::now_utc(),
-    )?;
-    log::info!("archiving {url} into {}", args.output_dir.display());
-    let mut session = Session {
-        archive,
-        stats: Arc::new(Stats::default()),
-        keep_canary: args.keep_canary,
-        max_events: args.max_events,
-        recent_ids: RecentIds::new(DEDUP_WINDOW),
-        resume_id: String::new(),
-        last_dt: String::new(),
-        server_retry: None,
-        n_archived: 0,
-        n_events_this_connection: 0,
-        failure: None,
+    let naming = match args.naming_wikistreamreader {
+        true => archive::Naming::WikistreamReader,
+        false => archive::Naming::Ours {
+            label: source_label(&args.source),
+        },
     };
-    let result = session.main_loop(&client, &url, &args, &shutdown);
-    let closed = session.archive.close();
-    session
-        .stats
-        .bytes_written
-        .store(session.archive.bytes_written(), Ordering::Relaxed);
-    log::info!("{}", session.stats.summary());
-    result?;
-    closed?;
-    Ok(())
+    let cfg = archive::Config {
+        dir: args.output_dir.clone(),
+        naming,
+        level: args.level,
+        policy: args.rotation,
+        on_ready: args.on_ready.clone(),
+    };
+    let _lock = DirLock::acquire(&cfg.dir)?;
+    let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
+    let stats = Arc::new(Stats::default());
+    log::info!("archiving {url} into {}", args.output_dir.display());
+    let mut started = false;
+    let mut n_archived = 0;
+    let mut last_error_logged: Option<Instant> = None;
+    loop {
+        let result = match Archive::open(cfg.clone()) {
+            // At start (`started` false) an unusable directory or checkpoint needs a person:
+            // the retry decision below reports it and exits.
+            Err(e) => Err(Error::Archive(e)),
+            Ok((archive, resume)) => {
+                let mut session = Session::new(archive, resume, &args, clock, Arc::clone(&stats));
+                session.n_archived = n_archived;
+                let result = session.main_loop(&client, &url, &args, &signals, !started);
+                started = true;
+                n_archived = session.n_archived;
+                match result {
+                    Ok(()) => session.close().map_err(Error::Archive),
+                    // The archive is abandoned without finishing: the next attempt starts from
+                    // the checkpoint, exactly as after a crash.
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let retry = match &result {
+            Ok(()) => false,
+            Err(Error::Archive(e)) => {
+                started && e.is_transient() && !signals.shutdown.load(Ordering::Relaxed)
+            }
+            Err(_) => false,
+        };
+        if !retry {
+            log::info!("{}", stats.summary());
+            return result;
+        }
+        if let Err(Error::Archive(e)) = &result {
+            note_write_failure(&stats, clock, e, &mut last_error_logged);
+        }
+        sleep_unless(&signals.shutdown, WRITE_RETRY_DELAY);
+    }
+}
+
+/// Logs a write failure at most once per `WRITE_ERROR_LOG_INTERVAL` and marks the archiver
+/// unhealthy until a checkpoint succeeds again.
+fn note_write_failure(
+    stats: &Stats,
+    clock: Clock,
+    e: &archive::Error,
+    last_logged: &mut Option<Instant>,
+) {
+    Stats::add(&stats.checkpoint_failures, 1);
+    let _ = stats.write_error_since.compare_exchange(
+        0,
+        clock.now().unix_timestamp(),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    if last_logged.is_none_or(|t| t.elapsed() >= WRITE_ERROR_LOG_INTERVAL) {
+        log::error!(
+            "{e}; nothing after the last checkpoint is kept, retrying every {} s from it",
+            WRITE_RETRY_DELAY.as_secs()
+        );
+        *last_logged = Some(Instant::now());
+    } else {
+        log::debug!("still failing: {e}");
+    }
 }
 
 /// Why a connection ended.
@@ -174,42 +267,154 @@ impl fmt::Display for Disconnect {
     }
 }
 
-/// State that lives across connections.
+/// Options the session consults per event.
+struct SessionConfig {
+    keep_canary: bool,
+    max_events: Option<u64>,
+    gap_warn: Duration,
+    checkpoint_interval: Option<Duration>,
+}
+
+/// One pass from a checkpoint: lives across connections until a write failure or the end.
 struct Session {
     archive: Archive,
     stats: Arc<Stats>,
-    keep_canary: bool,
-    max_events: Option<u64>,
+    cfg: SessionConfig,
+    clock: Clock,
     recent_ids: RecentIds,
     /// The id of the last event handled; an `id:` line of an event that never completed is not
     /// used, or a cut connection would skip that event on resume.
     resume_id: String,
-    /// `meta.dt` of the last archived event, for the `since=` fallback when the id is refused.
+    /// `meta.dt` of the last archived event, for gap warnings and the `since=` fallback.
     last_dt: String,
     server_retry: Option<Duration>,
     n_archived: u64,
     n_events_this_connection: u64,
+    /// The next archived event is the first after a resume: compare its time with `last_dt`.
+    check_gap: bool,
+    /// Events were handled since the last checkpoint.
+    dirty: bool,
+    last_checkpoint: Instant,
     /// Set by `handle` when archiving must stop (a file error or `--max-events`).
     failure: Option<Disconnect>,
 }
 
 impl Session {
+    fn new(
+        archive: Archive,
+        resume: Resume,
+        args: &RunArgs,
+        clock: Clock,
+        stats: Arc<Stats>,
+    ) -> Session {
+        Session {
+            archive,
+            stats,
+            cfg: SessionConfig {
+                keep_canary: args.keep_canary,
+                max_events: args.max_events,
+                gap_warn: args.gap_warn,
+                checkpoint_interval: args.checkpoint_interval,
+            },
+            clock,
+            recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &resume.recent_ids),
+            resume_id: resume.last_event_id,
+            last_dt: resume.last_dt,
+            server_retry: None,
+            n_archived: 0,
+            n_events_this_connection: 0,
+            check_gap: false,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            failure: None,
+        }
+    }
+
+    /// The archive and the resume position that goes with what was written to it.
+    fn archive_and_cursor(&mut self) -> (&mut Archive, Cursor<'_>) {
+        let cursor = Cursor {
+            last_event_id: &self.resume_id,
+            last_dt: &self.last_dt,
+            recent_ids: &self.recent_ids,
+        };
+        (&mut self.archive, cursor)
+    }
+
+    fn checkpoint(&mut self) -> Result<(), archive::Error> {
+        let (archive, cursor) = self.archive_and_cursor();
+        archive.checkpoint(cursor)?;
+        self.dirty = false;
+        self.last_checkpoint = Instant::now();
+        Stats::add(&self.stats.checkpoints, 1);
+        self.stats.write_error_since.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
+        let (archive, cursor) = self.archive_and_cursor();
+        if archive.rotate(reason, cursor)?.is_some() {
+            Stats::add(&self.stats.rotations, 1);
+        }
+        Ok(())
+    }
+
+    /// Completes every open file.
+    fn close(&mut self) -> Result<(), archive::Error> {
+        let (archive, cursor) = self.archive_and_cursor();
+        archive.close(cursor)?;
+        self.stats
+            .bytes_written
+            .store(self.archive.bytes_written(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Periodic work between reads: `--on-ready` children, SIGUSR1, minute rotation, checkpoints.
+    fn housekeeping(&mut self, signals: &Signals) -> Result<(), archive::Error> {
+        self.archive.reap_children();
+        if signals.rotate.swap(false, Ordering::Relaxed) {
+            log::info!("SIGUSR1: completing the open file");
+            self.rotate(rotate::Reason::Signal)?;
+        }
+        if let Some(reason) = self.archive.rotation_due(self.clock.now()) {
+            self.rotate(reason)?;
+        }
+        let interval_passed = self
+            .cfg
+            .checkpoint_interval
+            .is_some_and(|i| self.last_checkpoint.elapsed() >= i);
+        if self.dirty && interval_passed {
+            self.checkpoint()?;
+        }
+        self.stats
+            .bytes_written
+            .store(self.archive.bytes_written(), Ordering::Relaxed);
+        Ok(())
+    }
+
     fn main_loop(
         &mut self,
         client: &Client,
         url: &str,
         args: &RunArgs,
-        shutdown: &AtomicBool,
+        signals: &Signals,
+        first_session: bool,
     ) -> Result<(), Error> {
         let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF);
         let mut jitter = Jitter::from_entropy();
-        let mut ever_connected = false;
+        let mut ever_connected = !first_session;
         let mut since_fallback: Option<i64> = None;
+        if !self.resume_id.is_empty() && args.since_ms.is_some() {
+            log::warn!(
+                "--since is ignored: resuming from the checkpoint in {}",
+                args.output_dir.display()
+            );
+        }
         loop {
-            if shutdown.load(Ordering::Relaxed) {
+            if signals.shutdown.load(Ordering::Relaxed) {
                 log::info!("shutting down on signal");
                 return Ok(());
             }
+            self.housekeeping(signals)?;
             let resume_id = (!self.resume_id.is_empty()).then(|| self.resume_id.clone());
             let resume_id = resume_id.as_deref();
             let since = if resume_id.is_none() {
@@ -225,8 +430,9 @@ impl Session {
                         Some(id) => log::info!("connected to {url}, resuming after {id}"),
                         None => log::info!("connected to {url}"),
                     }
+                    self.check_gap = resume_id.is_some() || since_fallback.is_some();
                     let started = Instant::now();
-                    let reason = self.read_stream(stream, args, shutdown);
+                    let reason = self.read_stream(stream, args, signals);
                     log::info!(
                         "disconnected: {reason}; {} events in {:.1} s",
                         self.n_events_this_connection,
@@ -244,6 +450,10 @@ impl Session {
                         Disconnect::ServerClosed
                         | Disconnect::Stalled(_)
                         | Disconnect::ReadFailed(_) => {}
+                    }
+                    // Make what this connection brought durable before waiting to reconnect.
+                    if self.dirty {
+                        self.checkpoint()?;
                     }
                 }
                 Err(e) => {
@@ -274,7 +484,7 @@ impl Session {
                 .max(retry_after.unwrap_or_default());
             log::info!("reconnecting in {:.3} s", delay.as_secs_f64());
             Stats::add(&self.stats.reconnects, 1);
-            sleep_unless(shutdown, delay);
+            sleep_unless(&signals.shutdown, delay);
         }
     }
 
@@ -282,14 +492,14 @@ impl Session {
         &mut self,
         mut stream: client::Stream,
         args: &RunArgs,
-        shutdown: &AtomicBool,
+        signals: &Signals,
     ) -> Disconnect {
         let mut parser = sse::Parser::new(args.max_event_bytes);
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut last_data_at = Instant::now();
         self.n_events_this_connection = 0;
         loop {
-            if shutdown.load(Ordering::Relaxed) {
+            if signals.shutdown.load(Ordering::Relaxed) {
                 return Disconnect::Shutdown;
             }
             match stream.read(&mut buf) {
@@ -297,9 +507,6 @@ impl Session {
                     last_data_at = Instant::now();
                     Stats::add(&self.stats.bytes_received, n as u64);
                     parser.feed(&buf[..n], &mut |item| self.handle(item));
-                    self.stats
-                        .bytes_written
-                        .store(self.archive.bytes_written(), Ordering::Relaxed);
                     if let Some(reason) = self.failure.take() {
                         return reason;
                     }
@@ -312,6 +519,9 @@ impl Session {
                 }
                 Ok(ReadOutcome::End) => return Disconnect::ServerClosed,
                 Err(e) => return Disconnect::ReadFailed(e),
+            }
+            if let Err(e) = self.housekeeping(signals) {
+                return Disconnect::ArchiveFailed(e);
             }
         }
     }
@@ -344,11 +554,16 @@ impl Session {
             self.failure = Some(Disconnect::ArchiveFailed(e));
             return;
         }
+        self.dirty = true;
         if !event.id.is_empty() {
             self.resume_id.clear();
             self.resume_id.push_str(event.id);
         }
-        if self.max_events.is_some_and(|max| self.n_archived >= max) {
+        if self
+            .cfg
+            .max_events
+            .is_some_and(|max| self.n_archived >= max)
+        {
             log::info!(
                 "archived {} events (--max-events); stopping",
                 self.n_archived
@@ -358,7 +573,7 @@ impl Session {
     }
 
     fn archive_event(&mut self, data: &str, meta: &event::Meta<'_>) -> Result<(), archive::Error> {
-        if meta.is_canary() && !self.keep_canary {
+        if meta.is_canary() && !self.cfg.keep_canary {
             Stats::add(&self.stats.canaries, 1);
             log::trace!("dropped canary event {:?}", meta.id);
             return Ok(());
@@ -370,7 +585,15 @@ impl Session {
             log::debug!("dropped duplicate event {id}");
             return Ok(());
         }
-        self.archive.append(data, OffsetDateTime::now_utc())?;
+        let now = self.clock.now();
+        if let Some(reason) = self.archive.rotation_due(now) {
+            self.rotate(reason)?;
+        }
+        if let Some(dt) = &meta.dt {
+            self.warn_on_gap(dt);
+        }
+        let (archive, cursor) = self.archive_and_cursor();
+        archive.append(data, now, cursor)?;
         self.n_archived += 1;
         Stats::add(&self.stats.events_archived, 1);
         if let Some(dt) = &meta.dt {
@@ -380,12 +603,34 @@ impl Session {
         Ok(())
     }
 
+    /// After a resume, says so if the first event is much later than the last one archived.
+    fn warn_on_gap(&mut self, dt: &str) {
+        if !std::mem::replace(&mut self.check_gap, false) || self.last_dt.is_empty() {
+            return;
+        }
+        let (Some(before), Some(after)) =
+            (event::parse_dt_ms(&self.last_dt), event::parse_dt_ms(dt))
+        else {
+            return;
+        };
+        let jump = Duration::from_millis(after.saturating_sub(before).max(0) as u64);
+        if jump > self.cfg.gap_warn {
+            Stats::add(&self.stats.gaps, 1);
+            log::warn!(
+                "gap: the last archived event is from {}, the next one from {dt} ({} s later); events in between may be missing",
+                self.last_dt,
+                jump.as_secs()
+            );
+        }
+    }
+
     fn reject(
         &mut self,
         reason: RejectReason,
         event: &sse::Event<'_>,
     ) -> Result<(), archive::Error> {
-        let line = reject_line(OffsetDateTime::now_utc(), reason, event);
+        let now = self.clock.now();
+        let line = reject_line(now, reason, event);
         log::warn!(
             "rejected event {} ({reason}, {} bytes of data)",
             if event.id.is_empty() {
@@ -396,7 +641,8 @@ impl Session {
             event.data.len()
         );
         Stats::add(&self.stats.rejects, 1);
-        self.archive.reject(&line)
+        let (archive, cursor) = self.archive_and_cursor();
+        archive.reject(&line, now, cursor)
     }
 }
 

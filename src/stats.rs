@@ -4,7 +4,7 @@
 //! Plain relaxed atomics: each number is independent, and a reader that sees one counter a few
 //! events ahead of another is harmless. Nothing here blocks or allocates.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Running totals since the process started.
 #[derive(Debug, Default)]
@@ -16,6 +16,13 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub rotations: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
+    /// Resumes whose first event came much later than the last archived one (`--gap-warn`).
+    pub gaps: AtomicU64,
+    /// Unix seconds since when writing fails (e.g. disk full); 0 while writing works.
+    pub write_error_since: AtomicI64,
 }
 
 impl Stats {
@@ -33,7 +40,7 @@ impl Stats {
     pub fn summary(&self) -> String {
         format!(
             "{} events archived, {} rejects, {} canaries dropped, {} duplicates dropped, {} reconnects, \
-             {} bytes received, {} bytes written",
+             {} bytes received, {} bytes written, {} rotations, {} checkpoints, {} gaps",
             Stats::get(&self.events_archived),
             Stats::get(&self.rejects),
             Stats::get(&self.canaries),
@@ -41,6 +48,9 @@ impl Stats {
             Stats::get(&self.reconnects),
             Stats::get(&self.bytes_received),
             Stats::get(&self.bytes_written),
+            Stats::get(&self.rotations),
+            Stats::get(&self.checkpoints),
+            Stats::get(&self.gaps),
         )
     }
 }

@@ -60,7 +60,7 @@ fn assert_exact_archive(serve_flags: &[&str], run_flags: &[&str]) -> Finished {
         expected.len(),
     );
     util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
-    let names = util::file_names(&archive_dir(&dir));
+    let names = util::data_files(&archive_dir(&dir));
     assert!(
         names.iter().all(|n| !n.ends_with(".part")),
         "unfinished files left: {names:?}"
@@ -89,7 +89,7 @@ fn file_name_and_gzip_are_valid() {
         &["--level", "1"],
         10,
     );
-    let names = util::file_names(&archive_dir(&dir));
+    let names = util::data_files(&archive_dir(&dir));
     assert_eq!(names.len(), 1, "{names:?}");
     let name = &names[0];
     // recentchange-YYYYMMDDTHHMMSSZ-000001.ndjson.gz
@@ -318,7 +318,7 @@ fn assert_clean_sigterm(serve_flags: &[&str]) {
         took < Duration::from_secs(2),
         "took {took:?} to exit after SIGTERM"
     );
-    let names = util::file_names(&output_dir);
+    let names = util::data_files(&output_dir);
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with(".ndjson.gz"), "{names:?}");
     let status = Command::new("gzip")
@@ -367,7 +367,7 @@ fn refused_connections_are_retried_until_sigterm() {
     let finished = running.wait(Duration::from_secs(5));
     assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
     assert!(
-        util::file_names(&output_dir).is_empty(),
+        util::data_files(&output_dir).is_empty(),
         "no event, so no file"
     );
 }

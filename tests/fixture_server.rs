@@ -92,7 +92,7 @@ fn odd_framing_is_archived_or_rejected_correctly() {
         assert_eq!(rejects[0]["event"], "error");
         assert_eq!(rejects[0]["id"], "2");
         assert_eq!(rejects[0]["data"], "{\"type\":\"error\"}");
-        let names = util::file_names(&output_dir);
+        let names = util::data_files(&output_dir);
         assert!(names[0].starts_with("odd-"), "{names:?}");
     }
 }

@@ -144,7 +144,7 @@ fn refuses_a_server_it_cannot_verify() {
     let finished = running.wait(Duration::from_secs(5));
     assert_eq!(finished.status.code(), Some(0));
     assert!(
-        util::file_names(&output_dir).is_empty(),
+        util::data_files(&output_dir).is_empty(),
         "nothing may be archived from an unverified server"
     );
 }

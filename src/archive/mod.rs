@@ -1,29 +1,44 @@
-//! The archive directory: opening it, appending events, recording rejects, closing files.
+//! The archive directory: recovery at start, appending events and rejects, checkpoints,
+//! rotation, completion, the `--on-ready` hook and the one-writer lock.
 //!
-//! Owns file names and sequence numbers; `writer.rs` owns the bytes of one file. It does not parse
-//! SSE, talk to the network or decide what is a reject: callers hand it finished lines.
+//! Owns file names, sequence numbers and the order of durable steps; `writer.rs` owns the bytes of
+//! one file, `checkpoint.rs` the checkpoint format, `rotate.rs` the rotation policy. It does not
+//! parse SSE, talk to the network or decide what is a reject: callers hand it finished lines and
+//! the resume position (`Cursor`) that goes with them.
 
+pub mod checkpoint;
+pub mod rotate;
 mod writer;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fmt;
-use std::fs;
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-pub use writer::Segment;
+use self::checkpoint::{Checkpoint, FileKind, OpenFile};
+use self::writer::{Segment, intact_prefix, sync_dir};
+use crate::event::RecentIds;
 
 /// An archive error always names the file or directory involved.
 #[derive(Debug)]
 pub enum Error {
+    /// A file operation failed (disk full, permissions, I/O error).
     Io {
         action: &'static str,
         path: PathBuf,
         source: io::Error,
     },
+    /// The checkpoint exists but cannot be used.
+    Checkpoint { path: PathBuf, message: String },
+    /// Another process holds the directory lock.
+    Locked { dir: PathBuf, pid: String },
 }
 
 impl Error {
@@ -33,6 +48,11 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+
+    /// True for failures that may go away by themselves (a full disk being cleaned up).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Io { .. })
     }
 }
 
@@ -44,6 +64,19 @@ impl fmt::Display for Error {
                 path,
                 source,
             } => write!(f, "{action} {}: {source}", path.display()),
+            Error::Checkpoint { path, message } => write!(
+                f,
+                "checkpoint {} cannot be used: {message}; to start afresh without it, move it away \
+                 (events since it will not be fetched again, and open .part files will be completed as they are)",
+                path.display()
+            ),
+            Error::Locked { dir, pid } => {
+                write!(
+                    f,
+                    "another wikistream-archiver holds {} (pid {pid})",
+                    dir.display()
+                )
+            }
         }
     }
 }
@@ -52,14 +85,81 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Checkpoint { .. } | Error::Locked { .. } => None,
         }
     }
 }
 
-/// Final archive files end in this.
+/// Our final archive files end in this.
 pub const SEGMENT_SUFFIX: &str = ".ndjson.gz";
-/// Files being written end in this (after the final name).
+/// Our files being written end in this (after the final name).
 pub const PART_SUFFIX: &str = ".part";
+/// The lock file in the archive directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// How files are named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Naming {
+    /// `<label>-<UTC start>-<seq 6>.ndjson.gz`, `.part` while open.
+    Ours { label: String },
+    /// The Python `wikistreamreader`'s: `stream_<YYYYMMDDTHHMMSS>_<seq 9>.gz`, `.ready` when complete.
+    WikistreamReader,
+}
+
+impl Naming {
+    /// The name while open and the final name of segment `seq` opened at `start`.
+    pub fn segment_names(&self, start: OffsetDateTime, seq: u64) -> (String, String) {
+        match self {
+            Naming::Ours { label } => {
+                let name = format!("{label}-{}-{seq:06}{SEGMENT_SUFFIX}", compact_utc(start));
+                (format!("{name}{PART_SUFFIX}"), name)
+            }
+            Naming::WikistreamReader => {
+                let stamp = compact_utc(start);
+                let name = format!("stream_{}_{seq:09}.gz", &stamp[..15]);
+                let ready = format!("{name}.ready");
+                (name, ready)
+            }
+        }
+    }
+
+    /// For a segment file name: its sequence number and, if it is still open, its final name.
+    pub fn parse(&self, name: &str) -> Option<(u64, Option<String>)> {
+        match self {
+            Naming::Ours { label } => {
+                let (base, open) = match name.strip_suffix(PART_SUFFIX) {
+                    Some(base) => (base, true),
+                    None => (name, false),
+                };
+                let rest = base
+                    .strip_prefix(label.as_str())?
+                    .strip_prefix('-')?
+                    .strip_suffix(SEGMENT_SUFFIX)?;
+                let (stamp, seq) = rest.split_once('-')?;
+                let stamp_ok =
+                    stamp.len() == 16 && stamp.as_bytes()[8] == b'T' && stamp.ends_with('Z');
+                let seq = parse_digits(seq, 6)?;
+                stamp_ok.then(|| (seq, open.then(|| base.to_string())))
+            }
+            Naming::WikistreamReader => {
+                let (base, open) = match name.strip_suffix(".ready") {
+                    Some(base) => (base, false),
+                    None => (name, true),
+                };
+                let rest = base.strip_prefix("stream_")?.strip_suffix(".gz")?;
+                let (stamp, seq) = rest.split_once('_')?;
+                let stamp_ok = stamp.len() == 15 && stamp.as_bytes()[8] == b'T';
+                let seq = parse_digits(seq, 9)?;
+                stamp_ok.then(|| (seq, open.then(|| format!("{base}.ready"))))
+            }
+        }
+    }
+}
+
+fn parse_digits(text: &str, min_len: usize) -> Option<u64> {
+    (text.len() >= min_len && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())?
+}
 
 /// `20250131T120000Z`: sorts as text in time order and is safe in every file system.
 fn compact_utc(t: OffsetDateTime) -> String {
@@ -70,27 +170,7 @@ fn compact_utc(t: OffsetDateTime) -> String {
     .expect("formatting a UTC time with a fixed description cannot fail")
 }
 
-/// `<label>-<UTC start>-<seq 6 digits>.ndjson.gz`.
-pub fn segment_file_name(label: &str, start: OffsetDateTime, seq: u64) -> String {
-    format!("{label}-{}-{seq:06}{SEGMENT_SUFFIX}", compact_utc(start))
-}
-
-/// The sequence number in a segment (or `.part`) name of `label`, if it is one.
-pub fn parse_segment_seq(label: &str, file_name: &str) -> Option<u64> {
-    let name = file_name.strip_suffix(PART_SUFFIX).unwrap_or(file_name);
-    let rest = name
-        .strip_prefix(label)?
-        .strip_prefix('-')?
-        .strip_suffix(SEGMENT_SUFFIX)?;
-    let (stamp, seq) = rest.split_once('-')?;
-    let stamp_ok = stamp.len() == 16 && stamp.as_bytes()[8] == b'T' && stamp.ends_with('Z');
-    if !stamp_ok || seq.len() < 6 || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    seq.parse().ok()
-}
-
-/// A file name label for a stream list or URL: `recentchange`, `recentchange+page-create`.
+/// A file name label for a stream list: `recentchange`, `recentchange+page-create`.
 pub fn stream_label(names: &[String]) -> String {
     let joined = names.join("+");
     let clean: String = joined
@@ -110,122 +190,492 @@ pub fn stream_label(names: &[String]) -> String {
     }
 }
 
+/// An exclusive lock on the archive directory, held for the life of the process.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Creates `dir` if needed and takes its lock, or says who holds it.
+    pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
+        fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = if pid.trim().is_empty() {
+                    "unknown".to_string()
+                } else {
+                    pid.trim().to_string()
+                };
+                return Err(Error::Locked {
+                    dir: dir.to_path_buf(),
+                    pid,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+        }
+        file.set_len(0)
+            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(|e| Error::io("writing lock file", &path, e))?;
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// How the archive behaves; fixed for a run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub naming: Naming,
+    pub level: u32,
+    pub policy: rotate::Policy,
+    /// Program run with each completed file's path.
+    pub on_ready: Option<OsString>,
+}
+
+/// The resume position that goes with the archived bytes: written into every checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor<'a> {
+    pub last_event_id: &'a str,
+    pub last_dt: &'a str,
+    /// Recent `meta.id`s, so that events resent after a resume are recognised.
+    pub recent_ids: &'a RecentIds,
+}
+
+/// The resume position read back from a checkpoint.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub last_event_id: String,
+    pub last_dt: String,
+    pub recent_ids: Vec<u128>,
+}
+
+/// A file being written, with what rotation needs to know about it.
+struct OpenSegment {
+    kind: FileKind,
+    segment: Segment,
+    name: String,
+    final_name: String,
+    opened_at: OffsetDateTime,
+}
+
+impl OpenSegment {
+    fn record(&self) -> OpenFile {
+        let (n_lines, length) = self.segment.durable();
+        OpenFile {
+            kind: self.kind,
+            name: self.name.clone(),
+            final_name: self.final_name.clone(),
+            length,
+            n_lines,
+            opened_at: self.opened_at.unix_timestamp(),
+        }
+    }
+}
+
 /// The archive directory and the files open in it.
 pub struct Archive {
-    dir: PathBuf,
-    label: String,
-    level: u32,
-    /// When this run started: names the rejects file.
-    run_start: OffsetDateTime,
-    segment: Option<Segment>,
-    rejects: Option<Segment>,
+    cfg: Config,
+    segment: Option<OpenSegment>,
+    rejects: Option<OpenSegment>,
     next_seq: u64,
-    /// Compressed bytes of the files this run completed.
+    /// Compressed bytes of the files completed by this process.
     completed_bytes: u64,
+    on_ready_children: Vec<(Child, PathBuf)>,
 }
 
 impl Archive {
-    /// Opens (creating if needed) `dir` for stream `label`; nothing is written until an event comes.
-    pub fn open(
-        dir: &Path,
-        label: &str,
-        level: u32,
-        now: OffsetDateTime,
-    ) -> Result<Archive, Error> {
-        fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-        check_writable(dir)?;
-        let mut next_seq = 1;
-        let entries = fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("reading directory", dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if let Some(seq) = parse_segment_seq(label, name) {
-                next_seq = next_seq.max(seq + 1);
-                if name.ends_with(PART_SUFFIX) {
-                    log::warn!(
-                        "{} is an unfinished file from an earlier run; it is left as it is",
-                        dir.join(name).display()
-                    );
-                }
-            }
-        }
-        Ok(Archive {
-            dir: dir.to_path_buf(),
-            label: label.to_string(),
-            level,
-            run_start: now,
+    /// Opens `cfg.dir` (the caller holds its `DirLock`), recovers from the last checkpoint, and
+    /// returns the archive with the position to resume from.
+    pub fn open(cfg: Config) -> Result<(Archive, Resume), Error> {
+        let dir = cfg.dir.clone();
+        fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
+        check_writable(&dir)?;
+        let saved = checkpoint::read(&dir)?;
+        let mut archive = Archive {
+            cfg,
             segment: None,
             rejects: None,
-            next_seq,
+            next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
-        })
-    }
-
-    /// Appends one event's JSON as a line; opens a segment first if none is open.
-    pub fn append(&mut self, data: &str, now: OffsetDateTime) -> Result<(), Error> {
-        if self.segment.is_none() {
-            let name = segment_file_name(&self.label, now, self.next_seq);
-            let segment = self.create(name)?;
-            log::info!("opened {}", segment.part_path().display());
-            self.next_seq += 1;
-            self.segment = Some(segment);
+            on_ready_children: Vec::new(),
+        };
+        let listed: HashSet<String> = saved
+            .iter()
+            .flat_map(|c| c.files.iter().map(|f| f.name.clone()))
+            .collect();
+        archive.recover_orphans(&listed)?;
+        let mut resume = Resume::default();
+        if let Some(saved) = saved {
+            for file in &saved.files {
+                archive.reopen(file)?;
+            }
+            resume = Resume {
+                last_event_id: saved.last_event_id,
+                last_dt: saved.last_dt,
+                recent_ids: saved
+                    .recent_ids
+                    .iter()
+                    .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
+                    .collect(),
+            };
         }
-        let segment = self.segment.as_mut().expect("a segment was opened above");
-        segment.write_line(one_line(data).as_bytes())
+        Ok((archive, resume))
     }
 
-    /// Appends one line to this run's rejects file, opening it first if needed.
-    pub fn reject(&mut self, line: &str) -> Result<(), Error> {
+    /// Completes `.part` files that no checkpoint knows (e.g. the checkpoint was lost, or a crash
+    /// came between a rotation's checkpoint and its rename): cut to the last intact gzip member,
+    /// then given their final name. Only an empty file is removed.
+    fn recover_orphans(&mut self, listed: &HashSet<String>) -> Result<(), Error> {
+        let dir = self.cfg.dir.clone();
+        let entries = fs::read_dir(&dir).map_err(|e| Error::io("reading directory", &dir, e))?;
+        let mut orphans = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("reading directory", &dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let final_name = match self.cfg.naming.parse(&name) {
+                Some((seq, final_name)) => {
+                    self.next_seq = self.next_seq.max(seq + 1);
+                    final_name
+                }
+                None => rejects_final_name(&name),
+            };
+            if let Some(final_name) = final_name
+                && !listed.contains(&name)
+            {
+                orphans.push((name, final_name));
+            }
+        }
+        orphans.sort();
+        for (name, final_name) in orphans {
+            let path = dir.join(&name);
+            let prefix = intact_prefix(&path)?;
+            if prefix.length == 0 {
+                log::warn!(
+                    "{} holds no complete gzip member ({} bytes); removing it",
+                    path.display(),
+                    prefix.file_length
+                );
+                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+                continue;
+            }
+            if prefix.length < prefix.file_length {
+                log::warn!(
+                    "{} has a torn tail: keeping {} of {} bytes ({} lines)",
+                    path.display(),
+                    prefix.length,
+                    prefix.file_length,
+                    prefix.n_lines
+                );
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io("opening", &path, e))?;
+                file.set_len(prefix.length)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io("truncating", &path, e))?;
+            }
+            let final_path = dir.join(&final_name);
+            fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
+            sync_dir(&final_path)?;
+            log::warn!(
+                "completed {} left by an earlier run ({} lines)",
+                final_path.display(),
+                prefix.n_lines
+            );
+            self.completed(final_path);
+        }
+        Ok(())
+    }
+
+    /// Reopens a file listed in the checkpoint, cut to its durable length.
+    fn reopen(&mut self, file: &OpenFile) -> Result<(), Error> {
+        let dir = &self.cfg.dir;
+        let part_path = dir.join(&file.name);
+        let final_path = dir.join(&file.final_name);
+        let actual_len = match fs::metadata(&part_path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if file.length > 0 && !final_path.exists() {
+                    log::warn!(
+                        "{} is listed in the checkpoint but missing",
+                        part_path.display()
+                    );
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(Error::io("reading metadata of", &part_path, e)),
+        };
+        let (length, n_lines) = if actual_len < file.length {
+            let prefix = intact_prefix(&part_path)?;
+            log::warn!(
+                "{} is shorter ({actual_len} bytes) than the checkpoint says ({}); keeping its {} intact bytes",
+                part_path.display(),
+                file.length,
+                prefix.length
+            );
+            (prefix.length, prefix.n_lines)
+        } else {
+            (file.length, file.n_lines)
+        };
+        if actual_len > length {
+            log::info!(
+                "{}: dropping {} bytes written after the last checkpoint",
+                part_path.display(),
+                actual_len - length
+            );
+        }
+        let segment = Segment::reopen(part_path, final_path, self.cfg.level, length, n_lines)?;
+        let opened_at = OffsetDateTime::from_unix_timestamp(file.opened_at)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let open = OpenSegment {
+            kind: file.kind,
+            segment,
+            name: file.name.clone(),
+            final_name: file.final_name.clone(),
+            opened_at,
+        };
+        log::info!(
+            "continuing {} ({n_lines} lines)",
+            open.segment.part_path().display()
+        );
+        match file.kind {
+            FileKind::Segment => self.segment = Some(open),
+            FileKind::Rejects => self.rejects = Some(open),
+        }
+        Ok(())
+    }
+
+    /// Appends one event's JSON as a line, opening a segment first if none is open.
+    pub fn append(
+        &mut self,
+        data: &str,
+        now: OffsetDateTime,
+        cursor: Cursor<'_>,
+    ) -> Result<(), Error> {
+        if self.segment.is_none() {
+            let (name, final_name) = self.cfg.naming.segment_names(now, self.next_seq);
+            self.next_seq += 1;
+            self.segment = Some(self.create(FileKind::Segment, name, final_name, now, cursor)?);
+        }
+        let open = self.segment.as_mut().expect("a segment was opened above");
+        open.segment.write_line(one_line(data).as_bytes())
+    }
+
+    /// Appends one line to the rejects file, opening it first if needed.
+    pub fn reject(
+        &mut self,
+        line: &str,
+        now: OffsetDateTime,
+        cursor: Cursor<'_>,
+    ) -> Result<(), Error> {
         if self.rejects.is_none() {
-            let stamp = compact_utc(self.run_start);
-            let mut name = format!("rejects-{stamp}{SEGMENT_SUFFIX}");
+            let stamp = compact_utc(now);
             let mut n_tries = 1;
-            while self.dir.join(&name).exists()
-                || self.dir.join(format!("{name}{PART_SUFFIX}")).exists()
+            let mut final_name = format!("rejects-{stamp}{SEGMENT_SUFFIX}");
+            while self.cfg.dir.join(&final_name).exists()
+                || self
+                    .cfg
+                    .dir
+                    .join(format!("{final_name}{PART_SUFFIX}"))
+                    .exists()
             {
                 n_tries += 1;
-                name = format!("rejects-{stamp}-{n_tries}{SEGMENT_SUFFIX}");
+                final_name = format!("rejects-{stamp}-{n_tries}{SEGMENT_SUFFIX}");
             }
-            self.rejects = Some(self.create(name)?);
+            let name = format!("{final_name}{PART_SUFFIX}");
+            self.rejects = Some(self.create(FileKind::Rejects, name, final_name, now, cursor)?);
         }
-        let rejects = self
+        let open = self
             .rejects
             .as_mut()
             .expect("the rejects file was opened above");
-        rejects.write_line(line.as_bytes())
+        open.segment.write_line(line.as_bytes())
     }
 
-    /// Compressed bytes written by this run, to archive and rejects files.
+    /// Creates a file and checkpoints at once, so that every `.part` file this process writes into
+    /// is known to the checkpoint before its first line (recovery then never has to guess).
+    fn create(
+        &mut self,
+        kind: FileKind,
+        name: String,
+        final_name: String,
+        now: OffsetDateTime,
+        cursor: Cursor<'_>,
+    ) -> Result<OpenSegment, Error> {
+        let dir = &self.cfg.dir;
+        let segment = Segment::create(dir.join(&name), dir.join(&final_name), self.cfg.level)?;
+        log::info!("opened {}", segment.part_path().display());
+        let open = OpenSegment {
+            kind,
+            segment,
+            name,
+            final_name,
+            opened_at: now,
+        };
+        self.write_checkpoint(cursor, Some(&open))?;
+        Ok(open)
+    }
+
+    /// Whether the open segment must be completed now.
+    pub fn rotation_due(&self, now: OffsetDateTime) -> Option<rotate::Reason> {
+        let open = self.segment.as_ref()?;
+        rotate::due(
+            &self.cfg.policy,
+            open.opened_at,
+            open.segment.n_lines(),
+            open.segment.compressed_bytes(),
+            now,
+        )
+    }
+
+    /// Makes everything written so far durable and records it with `cursor` in the checkpoint.
+    pub fn checkpoint(&mut self, cursor: Cursor<'_>) -> Result<(), Error> {
+        self.write_checkpoint(cursor, None)
+    }
+
+    /// Ends members, fsyncs, and writes the checkpoint listing the open files (plus `extra`, a file
+    /// being created).
+    fn write_checkpoint(
+        &mut self,
+        cursor: Cursor<'_>,
+        extra: Option<&OpenSegment>,
+    ) -> Result<(), Error> {
+        let mut files = Vec::new();
+        for open in [self.segment.as_mut(), self.rejects.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            open.segment.end_member()?;
+            files.push(open.record());
+        }
+        files.extend(extra.map(OpenSegment::record));
+        let saved = Checkpoint {
+            version: checkpoint::VERSION,
+            files,
+            last_event_id: cursor.last_event_id.to_string(),
+            last_dt: cursor.last_dt.to_string(),
+            // Keep the checkpoint small: resends after a reconnect concern the boundary millisecond.
+            recent_ids: cursor
+                .recent_ids
+                .newest(RECENT_IDS_IN_CHECKPOINT)
+                .iter()
+                .map(|key| format!("{key:x}"))
+                .collect(),
+            next_seq: self.next_seq,
+        };
+        checkpoint::write(&self.cfg.dir, &saved)
+    }
+
+    /// Completes the open segment (if any): seal, checkpoint without it, rename, run `--on-ready`.
+    pub fn rotate(
+        &mut self,
+        reason: rotate::Reason,
+        cursor: Cursor<'_>,
+    ) -> Result<Option<PathBuf>, Error> {
+        let Some(open) = self.segment.take() else {
+            return Ok(None);
+        };
+        let sealed = open.segment.seal()?;
+        self.write_checkpoint(cursor, None)?;
+        let n_lines = sealed.n_lines;
+        let path = sealed.complete()?;
+        log::info!(
+            "completed {} ({n_lines} lines, rotation by {reason})",
+            path.display()
+        );
+        self.completed(path.clone());
+        Ok(Some(path))
+    }
+
+    /// Completes every open file (at shutdown).
+    pub fn close(&mut self, cursor: Cursor<'_>) -> Result<(), Error> {
+        self.rotate(rotate::Reason::Shutdown, cursor)?;
+        if let Some(open) = self.rejects.take() {
+            let sealed = open.segment.seal()?;
+            self.write_checkpoint(cursor, None)?;
+            let n_lines = sealed.n_lines;
+            let path = sealed.complete()?;
+            log::info!("completed {} ({n_lines} rejects)", path.display());
+            self.completed(path);
+        }
+        Ok(())
+    }
+
+    /// Records a completed file and starts the `--on-ready` program for it.
+    fn completed(&mut self, path: PathBuf) {
+        self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
+        let Some(program) = &self.cfg.on_ready else {
+            return;
+        };
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("rejects-"))
+        {
+            return;
+        }
+        match Command::new(program)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => self.on_ready_children.push((child, path)),
+            Err(e) => log::warn!(
+                "--on-ready {}: cannot start it for {}: {e}",
+                program.to_string_lossy(),
+                path.display()
+            ),
+        }
+    }
+
+    /// Collects finished `--on-ready` programs and logs their failures; never blocks.
+    pub fn reap_children(&mut self) {
+        self.on_ready_children
+            .retain_mut(|(child, path)| match child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        log::warn!("--on-ready failed for {}: {status}", path.display());
+                    }
+                    false
+                }
+                Ok(None) => true,
+                Err(e) => {
+                    log::warn!("--on-ready for {}: {e}", path.display());
+                    false
+                }
+            });
+    }
+
+    /// Compressed bytes written by this process, to archive and rejects files.
     pub fn bytes_written(&self) -> u64 {
         let open = [&self.segment, &self.rejects]
             .into_iter()
             .flatten()
-            .map(Segment::compressed_bytes);
+            .map(|o| o.segment.compressed_bytes());
         self.completed_bytes + open.sum::<u64>()
     }
+}
 
-    /// Finishes and renames every open file; returns the completed paths.
-    pub fn close(&mut self) -> Result<Vec<PathBuf>, Error> {
-        let mut completed = Vec::new();
-        for segment in [self.segment.take(), self.rejects.take()]
-            .into_iter()
-            .flatten()
-        {
-            let n_lines = segment.n_lines();
-            let path = segment.finish()?;
-            self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
-            log::info!("completed {} ({n_lines} lines)", path.display());
-            completed.push(path);
-        }
-        Ok(completed)
-    }
+/// How many recent ids a checkpoint carries: at 100 events/s about ten seconds, far more than
+/// the events sharing the resume millisecond, at ~40 KB of JSON per checkpoint.
+const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
 
-    fn create(&self, final_name: String) -> Result<Segment, Error> {
-        let final_path = self.dir.join(&final_name);
-        let part_path = self.dir.join(format!("{final_name}{PART_SUFFIX}"));
-        Segment::create(part_path, final_path, self.level)
-    }
+/// For an open rejects file name, its final name.
+fn rejects_final_name(name: &str) -> Option<String> {
+    let base = name.strip_suffix(PART_SUFFIX)?;
+    (base.starts_with("rejects-") && base.ends_with(SEGMENT_SUFFIX)).then(|| base.to_string())
 }
 
 /// Fails early, with the path, when `dir` cannot take new files.
@@ -252,23 +702,48 @@ mod tests {
     use time::macros::datetime;
 
     #[test]
-    fn segment_names_round_trip() {
-        let name = segment_file_name("recentchange", datetime!(2025-01-31 12:00:05 UTC), 42);
-        assert_eq!(name, "recentchange-20250131T120005Z-000042.ndjson.gz");
-        assert_eq!(parse_segment_seq("recentchange", &name), Some(42));
+    fn our_names_round_trip() {
+        let naming = Naming::Ours {
+            label: "recentchange".into(),
+        };
+        let (open, done) = naming.segment_names(datetime!(2025-01-31 12:00:05 UTC), 42);
+        assert_eq!(done, "recentchange-20250131T120005Z-000042.ndjson.gz");
+        assert_eq!(open, format!("{done}.part"));
+        assert_eq!(naming.parse(&open), Some((42, Some(done.clone()))));
+        assert_eq!(naming.parse(&done), Some((42, None)));
         assert_eq!(
-            parse_segment_seq("recentchange", &format!("{name}.part")),
-            Some(42)
-        );
-        assert_eq!(parse_segment_seq("recent", &name), None);
-        assert_eq!(
-            parse_segment_seq("recentchange", "recentchange-x-000001.ndjson.gz"),
+            Naming::Ours {
+                label: "recent".into()
+            }
+            .parse(&done),
             None
         );
+        assert_eq!(naming.parse("recentchange-x-000001.ndjson.gz"), None);
+        assert_eq!(naming.parse("rejects-20250131T120005Z.ndjson.gz"), None);
+    }
+
+    #[test]
+    fn wikistreamreader_names_round_trip() {
+        let naming = Naming::WikistreamReader;
+        let (open, done) = naming.segment_names(datetime!(2025-11-07 00:05:00 UTC), 2);
+        assert_eq!(open, "stream_20251107T000500_000000002.gz");
+        assert_eq!(done, "stream_20251107T000500_000000002.gz.ready");
+        assert_eq!(naming.parse(&open), Some((2, Some(done.clone()))));
+        assert_eq!(naming.parse(&done), Some((2, None)));
+        assert_eq!(naming.parse("stream_x_1.gz"), None);
+    }
+
+    #[test]
+    fn rejects_names() {
         assert_eq!(
-            parse_segment_seq("recentchange", "rejects-20250131T120005Z.ndjson.gz"),
+            rejects_final_name("rejects-20250131T120005Z.ndjson.gz.part").as_deref(),
+            Some("rejects-20250131T120005Z.ndjson.gz")
+        );
+        assert_eq!(
+            rejects_final_name("rejects-20250131T120005Z.ndjson.gz"),
             None
         );
+        assert_eq!(rejects_final_name("other.part"), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! One gzip NDJSON file being written: a `.part` file that becomes its final name when finished.
+//! One gzip NDJSON file being written: a `.part` file made of gzip members, renamed to its final
+//! name when finished.
 //!
-//! Owns the file handle, the gzip encoder and the byte counts of one segment. It does not choose
-//! names or decide when to finish; `archive/mod.rs` does.
+//! Owns the file handle, the gzip encoder and the byte counts of one segment, and knows where
+//! the durable (fsynced, member-complete) prefix ends. It does not choose names or decide when to
+//! end a member or finish; `archive/mod.rs` does.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
@@ -34,12 +36,19 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
+type Encoder = GzEncoder<CountingWriter<BufWriter<File>>>;
+
 /// An open segment.
 pub struct Segment {
     part_path: PathBuf,
     final_path: PathBuf,
-    encoder: GzEncoder<CountingWriter<BufWriter<File>>>,
+    level: Compression,
+    /// `None` only transiently while one member is ended and the next begun.
+    encoder: Option<Encoder>,
     n_lines: u64,
+    /// Lines and bytes of the durable prefix: complete members, fsynced.
+    n_lines_durable: u64,
+    durable_len: u64,
 }
 
 impl Segment {
@@ -50,36 +59,89 @@ impl Segment {
             .create_new(true)
             .open(&part_path)
             .map_err(|e| Error::io("creating", &part_path, e))?;
+        Ok(Segment::with_file(part_path, final_path, level, file, 0, 0))
+    }
+
+    /// Reopens `part_path` after a restart: cuts it to `length` (dropping anything after the last
+    /// checkpoint) and appends new gzip members after that.
+    pub fn reopen(
+        part_path: PathBuf,
+        final_path: PathBuf,
+        level: u32,
+        length: u64,
+        n_lines: u64,
+    ) -> Result<Segment, Error> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&part_path)
+            .map_err(|e| Error::io("reopening", &part_path, e))?;
+        file.set_len(length)
+            .and_then(|()| file.seek(SeekFrom::Start(length)))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io("truncating", &part_path, e))?;
+        Ok(Segment::with_file(
+            part_path, final_path, level, file, length, n_lines,
+        ))
+    }
+
+    fn with_file(
+        part_path: PathBuf,
+        final_path: PathBuf,
+        level: u32,
+        file: File,
+        length: u64,
+        n_lines: u64,
+    ) -> Segment {
+        let level = Compression::new(level);
         let counting = CountingWriter {
             inner: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
-            n_bytes: 0,
+            n_bytes: length,
         };
-        Ok(Segment {
+        Segment {
             part_path,
             final_path,
-            encoder: GzEncoder::new(counting, Compression::new(level)),
-            n_lines: 0,
-        })
+            level,
+            encoder: Some(GzEncoder::new(counting, level)),
+            n_lines,
+            n_lines_durable: n_lines,
+            durable_len: length,
+        }
+    }
+
+    fn encoder(&mut self) -> &mut Encoder {
+        self.encoder
+            .as_mut()
+            .expect("the encoder is replaced before end_member returns")
     }
 
     /// Appends `line` and a line feed.
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), Error> {
-        self.encoder
+        let encoder = self.encoder();
+        let result = encoder
             .write_all(line)
-            .and_then(|()| self.encoder.write_all(b"\n"))
-            .map_err(|e| Error::io("writing", &self.part_path, e))?;
+            .and_then(|()| encoder.write_all(b"\n"));
+        result.map_err(|e| Error::io("writing", &self.part_path, e))?;
         self.n_lines += 1;
         Ok(())
     }
 
-    /// Lines written so far.
+    /// Lines written so far (durable or not).
     pub fn n_lines(&self) -> u64 {
         self.n_lines
     }
 
+    /// Lines and bytes of the durable prefix.
+    pub fn durable(&self) -> (u64, u64) {
+        (self.n_lines_durable, self.durable_len)
+    }
+
     /// Compressed bytes handed to the file so far (the gzip encoder may hold a few more).
     pub fn compressed_bytes(&self) -> u64 {
-        self.encoder.get_ref().n_bytes
+        self.encoder
+            .as_ref()
+            .map_or(self.durable_len, |e| e.get_ref().n_bytes)
     }
 
     /// The `.part` path being written.
@@ -87,25 +149,79 @@ impl Segment {
         &self.part_path
     }
 
-    /// Ends the gzip stream, makes the file durable and gives it its final name.
-    ///
-    /// SAFETY (crash window): the data is fsynced before the rename, and the directory after it,
-    /// so after a crash at any point the file exists either as a complete `.part` or as a complete
-    /// final file, never as a final name over incomplete data.
-    pub fn finish(self) -> Result<PathBuf, Error> {
-        let part_path = self.part_path;
-        let counting = self
+    /// Ends the current gzip member (if it holds any line) and fsyncs, so that everything written
+    /// so far is durable; then starts a new member. Multi-member gzip reads as one stream.
+    pub fn end_member(&mut self) -> Result<(), Error> {
+        if self.n_lines == self.n_lines_durable {
+            return Ok(());
+        }
+        let encoder = self
             .encoder
+            .take()
+            .expect("an encoder is always present between calls");
+        let mut counting = encoder
             .finish()
-            .map_err(|e| Error::io("finishing", &part_path, e))?;
+            .map_err(|e| Error::io("ending a gzip member in", &self.part_path, e))?;
+        counting
+            .inner
+            .flush()
+            .and_then(|()| counting.inner.get_ref().sync_data())
+            .map_err(|e| Error::io("syncing", &self.part_path, e))?;
+        self.durable_len = counting.n_bytes;
+        self.n_lines_durable = self.n_lines;
+        self.encoder = Some(GzEncoder::new(counting, self.level));
+        Ok(())
+    }
+
+    /// Ends the gzip stream and makes the whole file durable, still under its `.part` name.
+    pub fn seal(mut self) -> Result<SealedSegment, Error> {
+        self.end_member()?;
+        let encoder = self
+            .encoder
+            .take()
+            .expect("an encoder is always present between calls");
+        let counting = encoder
+            .finish()
+            .map_err(|e| Error::io("finishing", &self.part_path, e))?;
+        let n_bytes = counting.n_bytes;
         let file = counting
             .inner
             .into_inner()
-            .map_err(|e| Error::io("flushing", &part_path, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| Error::io("syncing", &part_path, e))?;
-        fs::rename(&part_path, &self.final_path)
-            .map_err(|e| Error::io("renaming", &part_path, e))?;
+            .map_err(|e| Error::io("flushing", &self.part_path, e.into_error()))?;
+        // Everything after the last member is the empty member's header and trailer: cut it,
+        // unless the file has no other member (an empty gzip stream is still a valid file).
+        let keep = if self.durable_len > 0 {
+            self.durable_len
+        } else {
+            n_bytes
+        };
+        file.set_len(keep)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("syncing", &self.part_path, e))?;
+        Ok(SealedSegment {
+            part_path: self.part_path,
+            final_path: self.final_path,
+            n_lines: self.n_lines,
+        })
+    }
+}
+
+/// A segment whose bytes are complete and durable, waiting for its rename.
+pub struct SealedSegment {
+    pub part_path: PathBuf,
+    pub final_path: PathBuf,
+    pub n_lines: u64,
+}
+
+impl SealedSegment {
+    /// Gives the file its final name.
+    ///
+    /// SAFETY (crash window): the data was fsynced by `seal`, and the directory is fsynced after
+    /// the rename, so after a crash the file exists either as a complete `.part` (which startup
+    /// recovery completes) or under its final name, never as a final name over missing data.
+    pub fn complete(self) -> Result<PathBuf, Error> {
+        fs::rename(&self.part_path, &self.final_path)
+            .map_err(|e| Error::io("renaming", &self.part_path, e))?;
         sync_dir(&self.final_path)?;
         Ok(self.final_path)
     }
@@ -120,4 +236,165 @@ pub fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Counts the bytes consumed from a `BufRead`, so member boundaries can be located exactly.
+struct CountingReader<R> {
+    inner: R,
+    n_consumed: u64,
+}
+
+impl<R: BufRead> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n_consumed += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for CountingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.n_consumed += amount as u64;
+        self.inner.consume(amount);
+    }
+}
+
+/// What a scan of a gzip file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntactPrefix {
+    /// Bytes up to the end of the last gzip member that decodes with a correct CRC and length.
+    pub length: u64,
+    /// Lines in those members.
+    pub n_lines: u64,
+    /// Total bytes of the file.
+    pub file_length: u64,
+}
+
+/// Walks the members of the gzip file at `path` and says where the intact prefix ends.
+pub fn intact_prefix(path: &Path) -> Result<IntactPrefix, Error> {
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let file_length = file
+        .metadata()
+        .map_err(|e| Error::io("reading metadata of", path, e))?
+        .len();
+    let mut reader = CountingReader {
+        inner: BufReader::with_capacity(64 * 1024, file),
+        n_consumed: 0,
+    };
+    let mut prefix = IntactPrefix {
+        length: 0,
+        n_lines: 0,
+        file_length,
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.fill_buf() {
+            Ok([]) => return Ok(prefix),
+            Ok(_) => {}
+            Err(e) => return Err(Error::io("reading", path, e)),
+        }
+        let mut decoder = flate2::bufread::GzDecoder::new(&mut reader);
+        let mut n_lines = 0u64;
+        let member_ok = loop {
+            match decoder.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => n_lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+                Err(_) => break false,
+            }
+        };
+        drop(decoder);
+        if !member_ok {
+            return Ok(prefix);
+        }
+        prefix.length = reader.n_consumed;
+        prefix.n_lines += n_lines;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_seal_and_intact_prefix() {
+        let dir = tempdir();
+        let part = dir.join("x.part");
+        let mut segment = Segment::create(part.clone(), dir.join("x"), 6).unwrap();
+        segment.write_line(b"{\"a\":1}").unwrap();
+        segment.end_member().unwrap();
+        let (n1, len1) = segment.durable();
+        assert_eq!(n1, 1);
+        assert_eq!(fs::metadata(&part).unwrap().len(), len1);
+        segment.write_line(b"{\"a\":2}").unwrap();
+        segment.end_member().unwrap();
+        // Nothing new: no empty member.
+        let before = segment.durable();
+        segment.end_member().unwrap();
+        assert_eq!(segment.durable(), before);
+        let sealed = segment.seal().unwrap();
+        let prefix = intact_prefix(&sealed.part_path).unwrap();
+        assert_eq!(
+            prefix,
+            IntactPrefix {
+                length: before.1,
+                n_lines: 2,
+                file_length: before.1
+            }
+        );
+        let final_path = sealed.complete().unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(File::open(&final_path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n");
+
+        // A torn tail: the intact prefix ends at the last whole member.
+        let mut bytes = fs::read(&final_path).unwrap();
+        let full = bytes.len() as u64;
+        bytes.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0]);
+        fs::write(&final_path, &bytes).unwrap();
+        assert_eq!(intact_prefix(&final_path).unwrap().length, full);
+        bytes.truncate(len1 as usize + 5);
+        fs::write(&final_path, &bytes).unwrap();
+        let prefix = intact_prefix(&final_path).unwrap();
+        assert_eq!((prefix.length, prefix.n_lines), (len1, 1));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reopen_cuts_to_the_durable_length_and_appends() {
+        let dir = tempdir();
+        let part = dir.join("y.part");
+        let mut segment = Segment::create(part.clone(), dir.join("y"), 1).unwrap();
+        segment.write_line(b"1").unwrap();
+        segment.end_member().unwrap();
+        let (n, len) = segment.durable();
+        segment.write_line(b"lost").unwrap();
+        drop(segment);
+        let mut segment = Segment::reopen(part.clone(), dir.join("y"), 1, len, n).unwrap();
+        segment.write_line(b"2").unwrap();
+        let path = segment.seal().unwrap().complete().unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "1\n2\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "wsa-writer-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }

@@ -228,6 +228,14 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Data files in `dir`: everything but the lock and the checkpoint.
+pub fn data_files(dir: &Path) -> Vec<String> {
+    file_names(dir)
+        .into_iter()
+        .filter(|n| n != ".lock" && !n.starts_with("checkpoint.json"))
+        .collect()
+}
+
 /// Archive lines of every completed segment in `dir` (not rejects), in file name order.
 pub fn archive_lines(dir: &Path) -> Vec<String> {
     file_names(dir)

@@ -1,0 +1,209 @@
+//! `checkpoint.json`: what is durably archived, and where to resume.
+//!
+//! The format (encode/decode) is pure; `write` replaces the file atomically. A checkpoint never
+//! points past data that has been fsynced: callers end a gzip member and fsync the file before
+//! they call `write`. It does not decide when to checkpoint; `archive/mod.rs` does.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Error;
+use super::writer::sync_dir;
+
+/// The checkpoint file name inside the archive directory.
+pub const FILE_NAME: &str = "checkpoint.json";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Which kind of file an open file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Segment,
+    Rejects,
+}
+
+/// A file being written: its `.part` name and how much of it is durable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFile {
+    pub kind: FileKind,
+    /// The name while open (e.g. `…ndjson.gz.part`).
+    pub name: String,
+    /// The name it gets when completed.
+    pub final_name: String,
+    /// Bytes of the file that are complete gzip members and fsynced.
+    pub length: u64,
+    /// Lines in those bytes.
+    pub n_lines: u64,
+    /// When the file was opened, seconds since the epoch (rotation by minute uses it).
+    pub opened_at: i64,
+}
+
+/// Everything needed to continue after a crash.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub files: Vec<OpenFile>,
+    /// The SSE id of the last event whose outcome is in the durable bytes ("" if none yet).
+    pub last_event_id: String,
+    /// `meta.dt` of the last archived event ("" if none yet).
+    pub last_dt: String,
+    /// Recent `meta.id` keys (hex), newest last, so that resent events are still recognised.
+    pub recent_ids: Vec<String>,
+    /// The sequence number of the next segment.
+    pub next_seq: u64,
+}
+
+/// Why a checkpoint cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON, or not the shape this version writes.
+    Malformed(String),
+    /// Written by another format version.
+    UnknownVersion(u64),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed(why) => write!(f, "not a valid checkpoint ({why})"),
+            DecodeError::UnknownVersion(v) => {
+                write!(
+                    f,
+                    "checkpoint format version {v} is not supported by this build (version {VERSION})"
+                )
+            }
+        }
+    }
+}
+
+/// Serialises a checkpoint.
+pub fn encode(checkpoint: &Checkpoint) -> String {
+    serde_json::to_string_pretty(checkpoint).expect("serialising a checkpoint cannot fail")
+}
+
+/// Parses a checkpoint, checking its version first.
+pub fn decode(text: &str) -> Result<Checkpoint, DecodeError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    match value.get("version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => return Err(DecodeError::UnknownVersion(v)),
+        None => return Err(DecodeError::Malformed("no version field".into())),
+    }
+    let checkpoint: Checkpoint =
+        serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    for file in &checkpoint.files {
+        let plain = |name: &str| {
+            !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != ".."
+        };
+        if !plain(&file.name) || !plain(&file.final_name) {
+            return Err(DecodeError::Malformed(format!(
+                "file name {:?} is not a plain name",
+                file.name
+            )));
+        }
+    }
+    Ok(checkpoint)
+}
+
+/// The checkpoint path in `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Reads the checkpoint in `dir`; `Ok(None)` if there is none.
+pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
+    let path = path(dir);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("reading checkpoint", &path, e)),
+    };
+    decode(&text).map(Some).map_err(|e| Error::Checkpoint {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Replaces the checkpoint in `dir` with `checkpoint`.
+///
+/// SAFETY (crash window): the new content goes to a temporary file that is fsynced before it is
+/// renamed over the old checkpoint, and the directory is fsynced after; a crash at any point
+/// leaves either the old or the new checkpoint, complete, never a mix or nothing.
+pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), Error> {
+    let final_path = path(dir);
+    let tmp_path = dir.join(format!("{FILE_NAME}.tmp"));
+    let mut file = File::create(&tmp_path).map_err(|e| Error::io("creating", &tmp_path, e))?;
+    file.write_all(encode(checkpoint).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("writing", &tmp_path, e))?;
+    drop(file);
+    fs::rename(&tmp_path, &final_path).map_err(|e| Error::io("renaming", &tmp_path, e))?;
+    sync_dir(&final_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            version: VERSION,
+            files: vec![OpenFile {
+                kind: FileKind::Segment,
+                name: "rc-20250131T120000Z-000001.ndjson.gz.part".into(),
+                final_name: "rc-20250131T120000Z-000001.ndjson.gz".into(),
+                length: 1234,
+                n_lines: 10,
+                opened_at: 1_738_324_800,
+            }],
+            last_event_id: "[{\"topic\":\"t\",\"partition\":0,\"offset\":9}]".into(),
+            last_dt: "2025-01-31T12:00:01Z".into(),
+            recent_ids: vec!["ff".into()],
+            next_seq: 2,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        assert_eq!(decode(&encode(&sample())), Ok(sample()));
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let text = encode(&sample()).replace("\"version\": 1", "\"version\": 7");
+        assert_eq!(decode(&text), Err(DecodeError::UnknownVersion(7)));
+    }
+
+    #[test]
+    fn garbage_and_path_tricks_are_refused() {
+        assert!(matches!(decode("{"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode("{}"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode("{\"version\":1}"),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut evil = sample();
+        evil.files[0].name = "../../etc/passwd".into();
+        assert!(matches!(
+            decode(&encode(&evil)),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn write_then_read() {
+        let dir = std::env::temp_dir().join(format!("wsa-checkpoint-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read(&dir).unwrap(), None);
+        write(&dir, &sample()).unwrap();
+        assert_eq!(read(&dir).unwrap(), Some(sample()));
+        assert!(!dir.join("checkpoint.json.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
