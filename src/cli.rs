@@ -40,7 +40,8 @@ RUN OPTIONS:
     --keep-canary           archive canary events too (meta.domain == \"canary\") [default: drop]
     --rotate-minute M|off   complete the file at minute M of every UTC hour [default: 5]
     --rotate-events N|off   complete the file after N events [default: 500000]
-    --rotate-bytes B|off    complete the file after B compressed bytes [default: off]
+    --rotate-bytes B|off    complete the file after B compressed bytes (checked as deflate emits
+                            its blocks of some tens of KB) [default: off]
                             (SIGUSR1 and shutdown also complete the open file)
     --on-ready CMD          run CMD with each completed file's path as its only argument
                             (no shell; archiving does not wait for it) [default: none]
@@ -70,6 +71,8 @@ SERVE OPTIONS:
     --cut-mid-event         close in the middle of an event instead of between events
     --stall-after N         once, after N events, stop sending but keep the socket open
     --status-first CODE     answer the first request with CODE (429 and 503 add Retry-After: 1)
+    --id-timestamps         ids carry meta.dt timestamps instead of offsets, like EventStreams
+                            today; resuming by timestamp resends events of the boundary millisecond
     --keepalive SECS        send a comment line after SECS seconds without events [default: 15]
     Prints `listening on ADDR:PORT` as its first line on stdout.
 
@@ -150,6 +153,7 @@ pub struct ServeArgs {
     pub stall_after: Option<u64>,
     pub status_first: Option<u16>,
     pub keepalive: Duration,
+    pub id_timestamps: bool,
     pub verbosity: i32,
 }
 
@@ -236,7 +240,7 @@ struct RunBuilder {
     rotate_bytes: Option<Option<u64>>,
     on_ready: Option<OsString>,
     naming_wikistreamreader: bool,
-    checkpoint_interval_secs: Option<Option<u64>>,
+    checkpoint_interval: Option<Option<Duration>>,
     gap_warn_secs: Option<u64>,
     verbosity: i32,
 }
@@ -277,7 +281,7 @@ impl RunBuilder {
                 }
             }
             "--checkpoint-interval" => {
-                self.checkpoint_interval_secs = Some(number_or_off(parser, flag, 1, 86_400)?)
+                self.checkpoint_interval = Some(seconds_or_off(parser, flag)?)
             }
             "--gap-warn" => self.gap_warn_secs = Some(number(parser, flag, 1, 31_536_000)?),
             "-v" | "--verbose" => self.verbosity += 1,
@@ -342,9 +346,8 @@ impl RunBuilder {
             on_ready: self.on_ready,
             naming_wikistreamreader: self.naming_wikistreamreader,
             checkpoint_interval: self
-                .checkpoint_interval_secs
-                .unwrap_or(Some(5))
-                .map(Duration::from_secs),
+                .checkpoint_interval
+                .unwrap_or(Some(Duration::from_secs(5))),
             gap_warn: Duration::from_secs(self.gap_warn_secs.unwrap_or(120)),
             verbosity: self.verbosity,
         }))
@@ -392,6 +395,7 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
         stall_after: None,
         status_first: None,
         keepalive: Duration::from_secs(15),
+        id_timestamps: false,
         verbosity: 0,
     };
     while let Some(arg) = parser.next()? {
@@ -413,6 +417,7 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
                     Some(number(&mut parser, "--disconnect-every", 1, u64::MAX)?);
             }
             Long("cut-mid-event") => args.cut_mid_event = true,
+            Long("id-timestamps") => args.id_timestamps = true,
             Long("stall-after") => {
                 args.stall_after = Some(number(&mut parser, "--stall-after", 0, u64::MAX)?)
             }
@@ -462,6 +467,20 @@ fn number(parser: &mut lexopt::Parser, flag: &str, min: u64, max: u64) -> Result
         ))),
         _ => Err(usage(format!(
             "invalid value for {flag}: '{text}' (a whole number from {min} to {max})"
+        ))),
+    }
+}
+
+/// Seconds (fractions allowed, from 0.05 to a day), or `off` (`None`).
+fn seconds_or_off(parser: &mut lexopt::Parser, flag: &str) -> Result<Option<Duration>, Error> {
+    let text = string_value(parser, flag)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(secs) if (0.05..=86_400.0).contains(&secs) => Ok(Some(Duration::from_secs_f64(secs))),
+        _ => Err(usage(format!(
+            "invalid value for {flag}: '{text}' (seconds from 0.05 to 86400, or off)"
         ))),
     }
 }

@@ -133,11 +133,18 @@ impl RecentIds {
     }
 
     /// Records `id`; returns false if it was already in the window (a duplicate).
-    pub fn insert(&mut self, id: &str) -> bool {
+    #[cfg(test)]
+    fn insert(&mut self, id: &str) -> bool {
         self.insert_key(id_key(id))
     }
 
-    fn insert_key(&mut self, key: u128) -> bool {
+    /// Whether `key` (from `id_key`) is in the window.
+    pub fn contains_key(&self, key: u128) -> bool {
+        self.seen.contains(&key)
+    }
+
+    /// Records `key` (from `id_key`); returns false if it was already in the window.
+    pub fn insert_key(&mut self, key: u128) -> bool {
         if !self.seen.insert(key) {
             return false;
         }
@@ -153,7 +160,7 @@ impl RecentIds {
 
 /// A UUID as its 128-bit value; anything else as a 128-bit FNV-1a hash with the top bit set.
 /// A hashed non-UUID could in theory meet a UUID key; real streams only carry UUIDs.
-fn id_key(id: &str) -> u128 {
+pub fn id_key(id: &str) -> u128 {
     if let Some(value) = uuid_value(id) {
         return value;
     }

@@ -578,11 +578,15 @@ impl Session {
             log::trace!("dropped canary event {:?}", meta.id);
             return Ok(());
         }
-        if let Some(id) = &meta.id
-            && !self.recent_ids.insert(id)
+        // The id is recorded only once the event is written: a checkpoint taken on the way
+        // (rotation, new file) must not claim an event that is not in its bytes, or the resend
+        // after a crash would be dropped as a duplicate.
+        let key = meta.id.as_deref().map(event::id_key);
+        if let Some(key) = key
+            && self.recent_ids.contains_key(key)
         {
             Stats::add(&self.stats.duplicates, 1);
-            log::debug!("dropped duplicate event {id}");
+            log::debug!("dropped duplicate event {:?}", meta.id);
             return Ok(());
         }
         let now = self.clock.now();
@@ -594,6 +598,9 @@ impl Session {
         }
         let (archive, cursor) = self.archive_and_cursor();
         archive.append(data, now, cursor)?;
+        if let Some(key) = key {
+            self.recent_ids.insert_key(key);
+        }
         self.n_archived += 1;
         Stats::add(&self.stats.events_archived, 1);
         if let Some(dt) = &meta.dt {

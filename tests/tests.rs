@@ -5,6 +5,7 @@ mod util;
 
 mod archive;
 mod cli;
+mod durability;
 mod fixture_server;
 mod parse;
 mod tls;

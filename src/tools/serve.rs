@@ -30,10 +30,12 @@ const CHUNK_BYTES: usize = 16 * 1024;
 /// A stalled connection is held at most this long, so test servers never leak threads for ever.
 const MAX_STALL: Duration = Duration::from_secs(3600);
 
-/// The events to serve: all lines of the input, back to back, with their boundaries.
+/// The events to serve: all lines of the input, back to back, with their boundaries and their
+/// `meta.dt` in milliseconds (`i64::MIN` when missing, so such events sort first).
 struct Events {
     bytes: Vec<u8>,
     lines: Vec<(usize, usize)>,
+    dt_ms: Vec<i64>,
 }
 
 impl Events {
@@ -53,6 +55,7 @@ impl Events {
         let mut events = Events {
             bytes: Vec::new(),
             lines: Vec::new(),
+            dt_ms: Vec::new(),
         };
         let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
@@ -73,6 +76,7 @@ impl Events {
             let start = events.bytes.len();
             events.bytes.extend_from_slice(text);
             events.lines.push((start, events.bytes.len()));
+            events.dt_ms.push(dt_ms_of(text).unwrap_or(i64::MIN));
         }
         Ok(events)
     }
@@ -86,17 +90,20 @@ impl Events {
         &self.bytes[start..end]
     }
 
-    /// The index of the first event whose `meta.dt` is at or after `since_ms`.
+    /// The index of the first event whose `meta.dt` is at or after `since_ms`, as a Kafka
+    /// timestamp seek does: events of that very millisecond are sent (again).
     fn first_since(&self, since_ms: i64) -> usize {
-        (0..self.len())
-            .find(|&idx| {
-                let dt = serde_json::from_slice::<serde_json::Value>(self.data(idx))
-                    .ok()
-                    .and_then(|v| v["meta"]["dt"].as_str().and_then(crate::event::parse_dt_ms));
-                dt.is_none_or(|dt| dt >= since_ms)
-            })
+        self.dt_ms
+            .iter()
+            .position(|&dt| dt >= since_ms)
             .unwrap_or(self.len())
     }
+}
+
+fn dt_ms_of(data: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(data).ok()?;
+    let meta = crate::event::inspect(text).ok()?;
+    crate::event::parse_dt_ms(&meta.dt?)
 }
 
 /// State shared by all connections: what makes "first request" and "once" faults happen once.
@@ -210,13 +217,20 @@ fn parse_request_head(head: &str) -> Option<Request> {
     Some(request)
 }
 
-/// The `offset` of the first entry of an EventStreams id, e.g. `[{"topic":…,"offset":41}]`.
-fn offset_from_id(id: &str) -> Option<u64> {
+/// Where an EventStreams id points: an offset, or a timestamp in milliseconds.
+#[derive(Debug, PartialEq, Eq)]
+enum Position {
+    Offset(u64),
+    Timestamp(i64),
+}
+
+/// The position in the first usable entry of an id such as `[{"topic":…,"offset":41}]`.
+fn position_from_id(id: &str) -> Option<Position> {
     let value: serde_json::Value = serde_json::from_str(id).ok()?;
-    value
-        .as_array()?
-        .iter()
-        .find_map(|entry| entry["offset"].as_u64())
+    value.as_array()?.iter().find_map(|entry| {
+        let offset = entry["offset"].as_u64().map(Position::Offset);
+        offset.or_else(|| entry["timestamp"].as_i64().map(Position::Timestamp))
+    })
 }
 
 fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
@@ -283,8 +297,9 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
         streams.split(',').next().unwrap_or(streams)
     );
     let start = match (&request.last_event_id, query_param(&request.query, "since")) {
-        (Some(id), _) => match offset_from_id(id) {
-            Some(offset) => offset as usize + 1,
+        (Some(id), _) => match position_from_id(id) {
+            Some(Position::Offset(offset)) => offset as usize + 1,
+            Some(Position::Timestamp(ms)) => shared.events.first_since(ms),
             None => return respond_error(&mut socket, 400, "Bad Request", "invalid Last-Event-ID"),
         },
         (None, Some(since)) => match crate::cli::parse_since(since) {
@@ -314,13 +329,25 @@ fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
     socket.write_all(&chunk)
 }
 
-/// Appends the SSE frame of event `idx` to `out`.
-fn frame(out: &mut Vec<u8>, topic: &str, idx: usize, data: &[u8]) {
+/// Appends the SSE frame of an event to `out`; its id carries `position`.
+fn frame(out: &mut Vec<u8>, topic: &str, position: Position, data: &[u8]) {
     out.extend_from_slice(b"event: message\nid: [{\"topic\":\"");
     out.extend_from_slice(topic.as_bytes());
-    out.extend_from_slice(format!("\",\"partition\":0,\"offset\":{idx}}}]\ndata: ").as_bytes());
+    let position = match position {
+        Position::Offset(offset) => format!("\"offset\":{offset}"),
+        Position::Timestamp(ms) => format!("\"timestamp\":{ms}"),
+    };
+    out.extend_from_slice(format!("\",\"partition\":0,{position}}}]\ndata: ").as_bytes());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
+}
+
+/// The id position of event `idx`: its offset, or its timestamp with `--id-timestamps`.
+fn position(shared: &Shared, idx: usize) -> Position {
+    match shared.args.id_timestamps {
+        true => Position::Timestamp(shared.events.dt_ms[idx]),
+        false => Position::Offset(idx as u64),
+    }
 }
 
 fn stream_events(
@@ -348,7 +375,12 @@ fn stream_events(
         if args.disconnect_every == Some(n_sent) {
             if args.cut_mid_event {
                 let mut next = Vec::new();
-                frame(&mut next, topic, idx, shared.events.data(idx));
+                frame(
+                    &mut next,
+                    topic,
+                    position(shared, idx),
+                    shared.events.data(idx),
+                );
                 batch.extend_from_slice(&next[..next.len() / 2]);
                 write_chunk(&mut socket, &batch)?;
                 log::info!("cutting the connection in the middle of event {idx} (--cut-mid-event)");
@@ -364,7 +396,12 @@ fn stream_events(
             log::info!("stalling after {n_sent} events (--stall-after)");
             return hold_until_closed(&mut socket);
         }
-        frame(&mut batch, topic, idx, shared.events.data(idx));
+        frame(
+            &mut batch,
+            topic,
+            position(shared, idx),
+            shared.events.data(idx),
+        );
         if batch.len() >= CHUNK_BYTES {
             write_chunk(&mut socket, &batch)?;
             batch.clear();
@@ -424,30 +461,29 @@ mod tests {
         let request = parse_request_head(head).expect("valid");
         assert_eq!(request.path, "/v2/stream/recentchange");
         assert_eq!(query_param(&request.query, "since"), Some("5"));
-        assert_eq!(
-            offset_from_id(request.last_event_id.as_deref().unwrap()),
-            Some(3)
-        );
+        let id = request.last_event_id.as_deref().expect("id");
+        assert_eq!(position_from_id(id), Some(Position::Offset(3)));
         assert!(parse_request_head("garbage\r\n\r\n").is_none());
     }
 
     #[test]
-    fn ids_with_timestamps_only_have_no_offset() {
-        assert_eq!(
-            offset_from_id("[{\"topic\":\"t\",\"partition\":0,\"timestamp\":5}]"),
-            None
-        );
-        assert_eq!(
-            offset_from_id("[{\"topic\":\"t\",\"offset\":-1},{\"offset\":9}]"),
-            Some(9)
-        );
-        assert_eq!(offset_from_id("nonsense"), None);
+    fn ids_with_offsets_or_timestamps() {
+        let by_time = "[{\"topic\":\"t\",\"partition\":0,\"timestamp\":5}]";
+        assert_eq!(position_from_id(by_time), Some(Position::Timestamp(5)));
+        let two = "[{\"topic\":\"t\",\"offset\":-1},{\"offset\":9}]";
+        assert_eq!(position_from_id(two), Some(Position::Offset(9)));
+        assert_eq!(position_from_id("nonsense"), None);
     }
 
     #[test]
     fn frames_look_like_wikimedia() {
         let mut out = Vec::new();
-        frame(&mut out, "eqiad.mediawiki.recentchange", 7, b"{}");
+        frame(
+            &mut out,
+            "eqiad.mediawiki.recentchange",
+            Position::Offset(7),
+            b"{}",
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "event: message\nid: [{\"topic\":\"eqiad.mediawiki.recentchange\",\"partition\":0,\"offset\":7}]\ndata: {}\n\n"

@@ -1,0 +1,710 @@
+//! The durability promise: kill -9 at random moments, timestamp resumes, rotation, a full disk,
+//! bad checkpoints, a second instance, torn files. Each ends by checking the archive files
+//! against exactly the served sequence.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{self, Running, Serve};
+
+/// `n` distinct realistic events: the fixture's, with unique `meta.id`s and rising `meta.dt`s.
+/// `same_ms` events in a row share one millisecond (to provoke timestamp resends).
+fn make_events(n: usize, same_ms: usize) -> Vec<String> {
+    let fixture = util::lines_of(&util::fixture("recentchange-200.ndjson"));
+    let base_ms: i64 = 1_732_352_400_000;
+    (0..n)
+        .map(|idx| {
+            let mut value: serde_json::Value =
+                serde_json::from_str(&fixture[idx % fixture.len()]).expect("json");
+            let ms = base_ms + (idx / same_ms) as i64 * 7;
+            let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .expect("time");
+            let dt = dt
+                .format(&time::format_description::well_known::Rfc3339)
+                .expect("format");
+            value["meta"]["id"] = format!("{idx:08x}-0000-4000-8000-{:012x}", idx * 7919).into();
+            value["meta"]["dt"] = dt.into();
+            value["meta"]["domain"] = "en.wikipedia.org".into();
+            serde_json::to_string(&value).expect("json")
+        })
+        .collect()
+}
+
+fn write_input(dir: &Path, events: &[String]) -> PathBuf {
+    let path = dir.join("input.ndjson");
+    fs::write(&path, events.join("\n") + "\n").expect("writing input");
+    path
+}
+
+fn assert_all_gzip_valid(dir: &Path) {
+    for name in util::data_files(dir) {
+        let status = Command::new("gzip")
+            .arg("-t")
+            .arg(dir.join(&name))
+            .status()
+            .expect("gzip -t");
+        assert!(status.success(), "gzip -t failed on {name}");
+    }
+}
+
+/// The checkpoint's resume id, or "" when there is none.
+fn checkpoint_id(dir: &Path) -> String {
+    fs::read_to_string(dir.join("checkpoint.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v["last_event_id"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
+    let mut cmd = util::command();
+    cmd.args([
+        "--url",
+        url,
+        "--output-dir",
+        output_dir.to_str().expect("utf-8"),
+    ])
+    .args(extra);
+    cmd
+}
+
+/// Runs an archiver until the checkpoint holds `last_id_part` (all events are durable), then
+/// stops it with SIGTERM and checks the exit.
+fn finish_run(cmd: Command, log_dir: &Path, output_dir: &Path, last_id_part: &str) -> String {
+    let running = Running::start(cmd, log_dir, "final");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !checkpoint_id(output_dir).contains(last_id_part) {
+        assert!(
+            Instant::now() < until,
+            "the archive never caught up; log:\n{}",
+            running.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running.signal("TERM");
+    let finished = running.wait(Duration::from_secs(10));
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    finished.stderr
+}
+
+/// xorshift, so the kill moments are random but reproducible from the printed seed.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let dir = util::temp_dir();
+    let events = make_events(9000, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(
+        &input,
+        &["--disconnect-every", "97", "--retry", "10", "--rate", "500"],
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let flags = [
+        "--checkpoint-interval",
+        "0.2",
+        "--rotate-events",
+        "700",
+        "--idle-timeout",
+        "5",
+    ];
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+        | 1;
+    println!("kill seed {seed}");
+    for kill_idx in 0..30 {
+        let running = Running::start(
+            archiver(&serve.url(), &output_dir, &flags),
+            dir.path(),
+            &format!("run{kill_idx}"),
+        );
+        let wait_ms = 80 + next_random(&mut seed) % 700;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        running.signal("KILL");
+        let _ = running.wait(Duration::from_secs(10));
+    }
+    let partial = util::archive_lines(&output_dir).len();
+    assert!(
+        partial > 0 && partial < events.len(),
+        "kills should land mid-stream; {partial} archived"
+    );
+    let log = finish_run(
+        archiver(&serve.url(), &output_dir, &flags),
+        dir.path(),
+        &output_dir,
+        "\"offset\":8999}",
+    );
+    serve.stop();
+    assert_all_gzip_valid(&output_dir);
+    assert!(
+        util::data_files(&output_dir)
+            .iter()
+            .all(|n| !n.ends_with(".part"))
+    );
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    assert!(log.contains("completed"), "{log}");
+}
+
+#[test]
+fn timestamp_resumes_drop_resent_boundary_events_even_across_restarts() {
+    let dir = util::temp_dir();
+    // Three events per millisecond: every resume by timestamp resends up to two of them.
+    let events = make_events(300, 3);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(
+        &input,
+        &[
+            "--id-timestamps",
+            "--disconnect-every",
+            "8",
+            "--retry",
+            "10",
+        ],
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let first = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "100",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    assert!(first.status.success(), "{}", first.stderr);
+    let last_ms = {
+        let value: serde_json::Value = serde_json::from_str(&events[299]).expect("json");
+        let dt = value["meta"]["dt"].as_str().expect("dt").to_string();
+        let t = time::OffsetDateTime::parse(&dt, &time::format_description::well_known::Rfc3339)
+            .expect("dt");
+        (t.unix_timestamp_nanos() / 1_000_000).to_string()
+    };
+    let log = finish_run(
+        archiver(&serve.url(), &output_dir, &[]),
+        dir.path(),
+        &output_dir,
+        &last_ms,
+    );
+    serve.stop();
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    let dropped = |log: &str| -> u64 {
+        let summary = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("duplicates dropped"))
+            .expect("summary line");
+        let before = summary.split(" duplicates dropped").next().expect("text");
+        before
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
+    };
+    assert!(
+        dropped(&first.stderr) > 0,
+        "resends within a run: {}",
+        first.stderr
+    );
+    assert!(
+        dropped(&log) > 0,
+        "resends after the restart must be recognised from the checkpoint: {log}"
+    );
+}
+
+#[test]
+fn rotation_by_count_with_on_ready_and_sequence_numbers() {
+    let dir = util::temp_dir();
+    let ready_log = dir.path().join("ready.log");
+    let script = dir.path().join("on-ready.sh");
+    fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", ready_log.display()),
+    )
+    .expect("script");
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .expect("chmod");
+    let events = make_events(230, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(
+        &input,
+        &["--disconnect-every", "33", "--retry", "10"],
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "230",
+            "--rotate-events",
+            "50",
+            "--on-ready",
+            script.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let names = util::data_files(&output_dir);
+    assert_eq!(names.len(), 5, "{names:?}");
+    for (idx, name) in names.iter().enumerate() {
+        assert!(
+            name.ends_with(&format!("-{:06}.ndjson.gz", idx + 1)),
+            "{name}"
+        );
+        let n_lines = util::gz_lines(&output_dir.join(name)).len();
+        assert_eq!(n_lines, if idx < 4 { 50 } else { 30 }, "{name}");
+    }
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    // --on-ready runs without blocking: wait for the last one.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut reported: Vec<String> = Vec::new();
+    while Instant::now() < until {
+        reported = fs::read_to_string(&ready_log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if reported.len() >= 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reported.sort();
+    let expected: Vec<String> = names
+        .iter()
+        .map(|n| output_dir.join(n).display().to_string())
+        .collect();
+    assert_eq!(reported, expected, "each completed file exactly once");
+}
+
+#[test]
+fn rotation_by_bytes_and_wikistreamreader_names() {
+    let dir = util::temp_dir();
+    let events = make_events(1200, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &[], dir.path());
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "1200",
+            "--rotate-bytes",
+            "20000",
+            "--naming",
+            "wikistreamreader",
+            "--checkpoint-interval",
+            "0.05",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let names = util::data_files(&output_dir);
+    assert!(names.len() >= 3, "{names:?}");
+    let mut all = Vec::new();
+    for (idx, name) in names.iter().enumerate() {
+        let size = fs::metadata(output_dir.join(name)).expect("metadata").len();
+        // Deflate hands out compressed bytes a block at a time, so a file may pass the limit by
+        // up to a block, but never completes below it.
+        assert!(
+            idx + 1 == names.len() || size >= 20000,
+            "{name} was completed at {size} bytes"
+        );
+        let seq = format!("_{:09}.gz.ready", idx + 1);
+        assert!(
+            name.starts_with("stream_") && name.ends_with(&seq),
+            "{name}"
+        );
+        all.extend(util::gz_lines(&output_dir.join(name)));
+    }
+    util::assert_same_events(&all, &events);
+}
+
+#[test]
+fn rotation_at_the_configured_minute_with_a_driven_clock() {
+    let dir = util::temp_dir();
+    let events = make_events(1000, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &["--rate", "100"], dir.path());
+    let output_dir = dir.path().join("archive");
+    let mut cmd = archiver(&serve.url(), &output_dir, &["--rotate-minute", "5"]);
+    cmd.env("WIKISTREAM_ARCHIVER_FAKE_NOW", "2025-01-31T12:04:58Z");
+    let running = Running::start(cmd, dir.path(), "run");
+    running.wait_for_log("rotation by minute", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    running.signal("TERM");
+    let finished = running.wait(Duration::from_secs(10));
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    let names = util::data_files(&output_dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0].starts_with("recentchange-20250131T12045")
+            && names[0].ends_with("-000001.ndjson.gz"),
+        "{names:?}"
+    );
+    assert!(
+        names[1].starts_with("recentchange-20250131T1205")
+            && names[1].ends_with("-000002.ndjson.gz"),
+        "{names:?}"
+    );
+    let archived = util::archive_lines(&output_dir);
+    util::assert_same_events(&archived, &events[..archived.len()]);
+}
+
+#[test]
+fn sigusr1_completes_the_open_file() {
+    let dir = util::temp_dir();
+    let events = make_events(2000, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &["--rate", "200"], dir.path());
+    let output_dir = dir.path().join("archive");
+    let running = Running::start(archiver(&serve.url(), &output_dir, &[]), dir.path(), "run");
+    running.wait_for_log("opened", Duration::from_secs(20));
+    for n_rotations in 1..=2 {
+        std::thread::sleep(Duration::from_millis(400));
+        running.signal("USR1");
+        let until = Instant::now() + Duration::from_secs(10);
+        while running.stderr().matches("rotation by signal").count() < n_rotations {
+            assert!(
+                Instant::now() < until,
+                "no rotation after SIGUSR1: {}",
+                running.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    running.signal("TERM");
+    let finished = running.wait(Duration::from_secs(10));
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(0));
+    let names = util::data_files(&output_dir);
+    assert_eq!(names.len(), 3, "{names:?}");
+    let archived = util::archive_lines(&output_dir);
+    util::assert_same_events(&archived, &events[..archived.len()]);
+}
+
+#[test]
+fn a_bad_checkpoint_stops_with_a_clear_message() {
+    for (content, needle) in [
+        ("{not json", "not a valid checkpoint"),
+        (
+            "{\"version\": 99, \"files\": []}",
+            "version 99 is not supported",
+        ),
+    ] {
+        let dir = util::temp_dir();
+        let output_dir = dir.path().join("archive");
+        fs::create_dir_all(&output_dir).expect("mkdir");
+        fs::write(output_dir.join("checkpoint.json"), content).expect("write");
+        let finished = util::run_binary(
+            &[
+                "--url",
+                "http://127.0.0.1:9/v2/stream/x",
+                "--output-dir",
+                output_dir.to_str().expect("utf-8"),
+            ],
+            dir.path(),
+            Duration::from_secs(30),
+        );
+        assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+        assert!(finished.stderr.contains(needle), "{}", finished.stderr);
+        assert!(
+            finished.stderr.contains("checkpoint.json") && finished.stderr.contains("move it away"),
+            "{}",
+            finished.stderr
+        );
+        assert_eq!(
+            fs::read_to_string(output_dir.join("checkpoint.json")).expect("kept"),
+            content
+        );
+    }
+}
+
+#[test]
+fn a_second_instance_is_refused_with_exit_75() {
+    let dir = util::temp_dir();
+    let serve = Serve::start(
+        &util::fixture("recentchange-200.ndjson"),
+        &["--stall-after", "5"],
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let first = Running::start(
+        archiver(&serve.url(), &output_dir, &[]),
+        dir.path(),
+        "first",
+    );
+    first.wait_for_log("connected", Duration::from_secs(20));
+    let second = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(second.status.code(), Some(75), "{}", second.stderr);
+    let expected = format!(
+        "another wikistream-archiver holds {} (pid {})",
+        output_dir.display(),
+        first.child.id()
+    );
+    assert!(second.stderr.contains(&expected), "{}", second.stderr);
+    first.signal("TERM");
+    assert_eq!(first.wait(Duration::from_secs(10)).status.code(), Some(0));
+    serve.stop();
+}
+
+#[test]
+fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member() {
+    let dir = util::temp_dir();
+    let events = make_events(3000, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &["--rate", "500"], dir.path());
+    let output_dir = dir.path().join("archive");
+    let running = Running::start(
+        archiver(&serve.url(), &output_dir, &["--checkpoint-interval", "0.1"]),
+        dir.path(),
+        "run",
+    );
+    running.wait_for_log("opened", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(800));
+    running.signal("KILL");
+    let _ = running.wait(Duration::from_secs(10));
+    // Lose the checkpoint and tear the tail.
+    fs::remove_file(output_dir.join("checkpoint.json")).expect("removing the checkpoint");
+    let part = util::data_files(&output_dir)
+        .into_iter()
+        .find(|n| n.ends_with(".part"))
+        .expect("a .part file");
+    let mut bytes = fs::read(output_dir.join(&part)).expect("read");
+    bytes.extend_from_slice(&[
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xAB, 0xCD,
+    ]);
+    fs::write(output_dir.join(&part), &bytes).expect("write");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "5",
+        ],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(finished.stderr.contains("torn tail"), "{}", finished.stderr);
+    let recovered = part.strip_suffix(".part").expect("part name");
+    let lines = util::gz_lines(&output_dir.join(recovered));
+    assert!(!lines.is_empty());
+    util::assert_same_events(&lines, &events[..lines.len()]);
+    assert_all_gzip_valid(&output_dir);
+}
+
+#[test]
+fn a_resume_after_a_long_outage_warns_about_the_gap() {
+    let dir = util::temp_dir();
+    let mut events = make_events(20, 1);
+    // Events 10.. are ten minutes later than events ..10.
+    for line in events.iter_mut().skip(10) {
+        let mut value: serde_json::Value = serde_json::from_str(line).expect("json");
+        let dt = value["meta"]["dt"]
+            .as_str()
+            .expect("dt")
+            .replace("T09:00", "T09:10");
+        value["meta"]["dt"] = dt.into();
+        *line = serde_json::to_string(&value).expect("json");
+    }
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(
+        &input,
+        &["--disconnect-every", "10", "--retry", "10"],
+        dir.path(),
+    );
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "20",
+        ],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert_eq!(
+        finished.stderr.matches("gap: ").count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("600 s later"),
+        "{}",
+        finished.stderr
+    );
+    assert!(finished.stderr.contains("1 gaps"), "{}", finished.stderr);
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped. Needs root.
+struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(path: &Path, options: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(path).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(path)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs {
+                path: path.to_path_buf(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
+    if !is_root() {
+        println!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = util::temp_dir();
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("small"), "size=640k") else {
+        println!("skipped: mount -t tmpfs failed (no privilege in this sandbox?)");
+        return;
+    };
+    // Leave about 48 KB: a few hundred events fit, then the disk is full.
+    let filler = tmpfs.path.join("filler");
+    fs::write(&filler, vec![0u8; 640 * 1024 - 48 * 1024]).expect("filler");
+    let events = make_events(2500, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(
+        &input,
+        &[
+            "--rate",
+            "1500",
+            "--disconnect-every",
+            "400",
+            "--retry",
+            "10",
+        ],
+        dir.path(),
+    );
+    let output_dir = tmpfs.path.join("archive");
+    let flags = ["--checkpoint-interval", "0.2"];
+    let running = Running::start(
+        archiver(&serve.url(), &output_dir, &flags),
+        dir.path(),
+        "run",
+    );
+    running.wait_for_log("No space left on device", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let log = running.stderr();
+    assert_eq!(
+        log.matches("retrying every").count(),
+        1,
+        "the failure is logged once per minute: {log}"
+    );
+    fs::remove_file(&filler).expect("freeing space");
+    let until = Instant::now() + Duration::from_secs(60);
+    while !checkpoint_id(&output_dir).contains("\"offset\":2499}") {
+        assert!(Instant::now() < until, "no recovery: {}", running.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running.signal("TERM");
+    let finished = running.wait(Duration::from_secs(10));
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert_all_gzip_valid(&output_dir);
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+}
+
+#[test]
+fn a_read_only_directory_is_a_clear_error_at_start() {
+    if !is_root() {
+        println!("skipped: mounting a read-only tmpfs needs root");
+        return;
+    }
+    let dir = util::temp_dir();
+    let Some(tmpfs) = Tmpfs::mount(&dir.path().join("ro"), "ro,size=64k") else {
+        println!("skipped: mount -t tmpfs failed (no privilege in this sandbox?)");
+        return;
+    };
+    let finished = util::run_binary(
+        &[
+            "--url",
+            "http://127.0.0.1:9/v2/stream/x",
+            "--output-dir",
+            tmpfs.path.to_str().expect("utf-8"),
+        ],
+        dir.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains(&tmpfs.path.display().to_string()),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("Read-only file system"),
+        "{}",
+        finished.stderr
+    );
+}
