@@ -53,6 +53,11 @@ RUN OPTIONS:
                             make the archive durable and record the resume position this often
                             (also at every new file and rotation) [default: 5]
     --gap-warn SECS         warn when a resumed stream jumps more than SECS in meta.dt [default: 120]
+    --status-port PORT      serve /check, /metrics and /status on PORT (alias --status_port;
+                            0 picks a free port, logged at start) [default: off]
+    --status-addr ADDR      address for --status-port; exposing it wider is your choice
+                            [default: 127.0.0.1]
+    --max-silence SECS      /check fails when no event (canaries count) came for SECS [default: 300]
     -v, --verbose           more log output (repeat for more); RUST_LOG overrides
     -q, --quiet             less log output (repeat for less)
 
@@ -129,6 +134,9 @@ pub struct RunArgs {
     /// `None` checkpoints only at new files, rotations and shutdown.
     pub checkpoint_interval: Option<Duration>,
     pub gap_warn: Duration,
+    pub status_port: Option<u16>,
+    pub status_addr: String,
+    pub max_silence: Duration,
     /// Net verbosity: +1 per `-v`, -1 per `-q`.
     pub verbosity: i32,
 }
@@ -242,6 +250,9 @@ struct RunBuilder {
     naming_wikistreamreader: bool,
     checkpoint_interval: Option<Option<Duration>>,
     gap_warn_secs: Option<u64>,
+    status_port: Option<u16>,
+    status_addr: Option<String>,
+    max_silence_secs: Option<u64>,
     verbosity: i32,
 }
 
@@ -284,6 +295,19 @@ impl RunBuilder {
                 self.checkpoint_interval = Some(seconds_or_off(parser, flag)?)
             }
             "--gap-warn" => self.gap_warn_secs = Some(number(parser, flag, 1, 31_536_000)?),
+            "--status-port" | "--status_port" => {
+                self.status_port = Some(number(parser, flag, 0, 65_535)? as u16)
+            }
+            "--status-addr" => {
+                let text = string_value(parser, flag)?;
+                if text.parse::<std::net::IpAddr>().is_err() {
+                    return Err(usage(format!(
+                        "invalid value for {flag}: '{text}' (an IP address)"
+                    )));
+                }
+                self.status_addr = Some(text);
+            }
+            "--max-silence" => self.max_silence_secs = Some(number(parser, flag, 1, 31_536_000)?),
             "-v" | "--verbose" => self.verbosity += 1,
             "-q" | "--quiet" => self.verbosity -= 1,
             _ => return Ok(false),
@@ -349,6 +373,9 @@ impl RunBuilder {
                 .checkpoint_interval
                 .unwrap_or(Some(Duration::from_secs(5))),
             gap_warn: Duration::from_secs(self.gap_warn_secs.unwrap_or(120)),
+            status_port: self.status_port,
+            status_addr: self.status_addr.unwrap_or_else(|| "127.0.0.1".to_string()),
+            max_silence: Duration::from_secs(self.max_silence_secs.unwrap_or(300)),
             verbosity: self.verbosity,
         }))
     }

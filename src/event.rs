@@ -36,6 +36,18 @@ impl RejectReason {
     }
 }
 
+impl RejectReason {
+    /// The position of this reason in `stats::REJECT_REASONS`.
+    pub fn index(self) -> usize {
+        match self {
+            RejectReason::InvalidJson => 0,
+            RejectReason::NotAnObject => 1,
+            RejectReason::Oversize => 2,
+            RejectReason::UnexpectedType => 3,
+        }
+    }
+}
+
 impl fmt::Display for RejectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -53,6 +65,9 @@ pub struct Meta<'a> {
     pub dt: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub stream: Option<Cow<'a, str>>,
+    /// The event's top-level `type` (`edit`, `new`, `log`, `categorize` on recentchange).
+    #[serde(skip)]
+    pub kind: Option<Cow<'a, str>>,
 }
 
 impl Meta<'_> {
@@ -66,6 +81,8 @@ impl Meta<'_> {
 struct Envelope<'a> {
     #[serde(borrow, default)]
     meta: Option<Meta<'a>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
 }
 
 /// Validates `data` as one JSON object and reads its `meta`.
@@ -78,7 +95,11 @@ pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
         };
     }
     match serde_json::from_str::<Envelope<'_>>(data) {
-        Ok(envelope) => Ok(envelope.meta.unwrap_or_default()),
+        Ok(envelope) => {
+            let mut meta = envelope.meta.unwrap_or_default();
+            meta.kind = envelope.kind;
+            Ok(meta)
+        }
         // Valid JSON whose `meta` has an unexpected shape is still archived, without meta.
         Err(_) => match serde_json::from_str::<IgnoredAny>(data) {
             Ok(_) => Ok(Meta::default()),
@@ -200,6 +221,11 @@ mod tests {
             .expect("valid");
         assert_eq!(meta.id.as_deref(), Some("a"));
         assert_eq!(meta.domain.as_deref(), Some("en.wikipedia.org"));
+        assert_eq!(meta.kind, None);
+        let meta = inspect(r#"{"type":"edit","meta":{"stream":"mediawiki.recentchange"}}"#)
+            .expect("valid");
+        assert_eq!(meta.kind.as_deref(), Some("edit"));
+        assert_eq!(meta.stream.as_deref(), Some("mediawiki.recentchange"));
         let meta = inspect(r#"{"meta":{"domain":"can\u0061ry"}}"#).expect("valid");
         assert!(meta.is_canary());
     }

@@ -7,6 +7,7 @@ mod archive;
 mod cli;
 mod client;
 mod event;
+mod health;
 mod run;
 mod sse;
 mod stats;

@@ -50,6 +50,8 @@ pub enum Error {
     Archive(archive::Error),
     /// Signal handlers could not be installed.
     Signals(io::Error),
+    /// The health server could not start (e.g. the port is taken).
+    Health(String),
 }
 
 impl fmt::Display for Error {
@@ -58,6 +60,7 @@ impl fmt::Display for Error {
             Error::Client(e) => write!(f, "{e}"),
             Error::Archive(e) => write!(f, "{e}"),
             Error::Signals(e) => write!(f, "installing signal handlers: {e}"),
+            Error::Health(e) => write!(f, "{e}"),
         }
     }
 }
@@ -175,6 +178,15 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
     let _lock = DirLock::acquire(&cfg.dir)?;
     let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
     let stats = Arc::new(Stats::default());
+    stats
+        .started_at_ms
+        .store(unix_ms(clock.now()), Ordering::Relaxed);
+    if let Some(port) = args.status_port {
+        let ip: std::net::IpAddr = args.status_addr.parse().expect("cli checked --status-addr");
+        let bound = crate::health::spawn((ip, port).into(), Arc::clone(&stats), args.max_silence)
+            .map_err(|e| Error::Health(format!("serving health on {ip}:{port}: {e}")))?;
+        log::info!("serving /check, /metrics and /status on http://{bound}");
+    }
     log::info!("archiving {url} into {}", args.output_dir.display());
     let mut started = false;
     let mut n_archived = 0;
@@ -225,6 +237,13 @@ fn note_write_failure(
     last_logged: &mut Option<Instant>,
 ) {
     Stats::add(&stats.checkpoint_failures, 1);
+    stats.connected.store(false, Ordering::Relaxed);
+    if let Ok(mut text) = stats.write_error.try_lock() {
+        *text = match e {
+            archive::Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+    }
     let _ = stats.write_error_since.compare_exchange(
         0,
         clock.now().unix_timestamp(),
@@ -345,15 +364,15 @@ impl Session {
         archive.checkpoint(cursor)?;
         self.dirty = false;
         self.last_checkpoint = Instant::now();
-        Stats::add(&self.stats.checkpoints, 1);
         self.stats.write_error_since.store(0, Ordering::Relaxed);
+
         Ok(())
     }
 
     fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
         let (archive, cursor) = self.archive_and_cursor();
         if archive.rotate(reason, cursor)?.is_some() {
-            Stats::add(&self.stats.rotations, 1);
+            self.stats.rotations.add(reason.index());
         }
         Ok(())
     }
@@ -388,6 +407,15 @@ impl Session {
         self.stats
             .bytes_written
             .store(self.archive.bytes_written(), Ordering::Relaxed);
+        let (open_file, open_bytes) = self.archive.open_file().unwrap_or(("", 0));
+        self.stats
+            .open_file_bytes
+            .store(open_bytes, Ordering::Relaxed);
+        self.stats.try_set_status_text(open_file, &self.resume_id);
+        Stats::add(
+            &self.stats.checkpoints,
+            self.archive.take_checkpoint_count(),
+        );
         Ok(())
     }
 
@@ -432,7 +460,9 @@ impl Session {
                     }
                     self.check_gap = resume_id.is_some() || since_fallback.is_some();
                     let started = Instant::now();
+                    self.stats.connected.store(true, Ordering::Relaxed);
                     let reason = self.read_stream(stream, args, signals);
+                    self.stats.connected.store(false, Ordering::Relaxed);
                     log::info!(
                         "disconnected: {reason}; {} events in {:.1} s",
                         self.n_events_this_connection,
@@ -444,13 +474,14 @@ impl Session {
                     if self.n_events_this_connection > 0 {
                         backoff.reset();
                     }
-                    match reason {
+                    let reconnect_reason = match reason {
                         Disconnect::Shutdown | Disconnect::MaxEvents => return Ok(()),
                         Disconnect::ArchiveFailed(e) => return Err(Error::Archive(e)),
-                        Disconnect::ServerClosed
-                        | Disconnect::Stalled(_)
-                        | Disconnect::ReadFailed(_) => {}
-                    }
+                        Disconnect::ServerClosed => 0,
+                        Disconnect::Stalled(_) => 1,
+                        Disconnect::ReadFailed(_) => 2,
+                    };
+                    self.stats.reconnects.add(reconnect_reason);
                     // Make what this connection brought durable before waiting to reconnect.
                     if self.dirty {
                         self.checkpoint()?;
@@ -477,13 +508,14 @@ impl Session {
                         log::warn!("connecting to {url} failed: {e}");
                     }
                     retry_after = e.retry_after();
+                    self.stats.reconnects.add(3);
                 }
             }
             let delay = backoff
                 .next_delay(jitter.next())
                 .max(retry_after.unwrap_or_default());
             log::info!("reconnecting in {:.3} s", delay.as_secs_f64());
-            Stats::add(&self.stats.reconnects, 1);
+
             sleep_unless(&signals.shutdown, delay);
         }
     }
@@ -540,6 +572,9 @@ impl Session {
             return;
         }
         self.n_events_this_connection += 1;
+        self.stats
+            .last_event_at_ms
+            .store(unix_ms(self.clock.now()), Ordering::Relaxed);
         let result = if event.oversize {
             self.reject(RejectReason::Oversize, &event)
         } else if event.event_type != "message" {
@@ -603,9 +638,18 @@ impl Session {
         }
         self.n_archived += 1;
         Stats::add(&self.stats.events_archived, 1);
+        self.stats
+            .archived_by_stream
+            .add(meta.stream.as_deref().unwrap_or("unknown"));
+        self.stats
+            .archived_by_type
+            .add(Stats::type_idx(meta.kind.as_deref()));
         if let Some(dt) = &meta.dt {
             self.last_dt.clear();
             self.last_dt.push_str(dt);
+            if let Some(ms) = event::parse_dt_ms(dt) {
+                self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
@@ -647,7 +691,7 @@ impl Session {
             },
             event.data.len()
         );
-        Stats::add(&self.stats.rejects, 1);
+        self.stats.rejects.add(reason.index());
         let (archive, cursor) = self.archive_and_cursor();
         archive.reject(&line, now, cursor)
     }
@@ -667,6 +711,10 @@ pub fn reject_line(now: OffsetDateTime, reason: RejectReason, event: &sse::Event
         json(event.id),
         json(event.data)
     )
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Sleeps for `total` unless `flag` is set first.

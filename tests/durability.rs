@@ -650,13 +650,20 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
         dir.path(),
     );
     let output_dir = tmpfs.path.join("archive");
-    let flags = ["--checkpoint-interval", "0.2"];
+    let flags = ["--checkpoint-interval", "0.2", "--status-port", "0"];
     let running = Running::start(
         archiver(&serve.url(), &output_dir, &flags),
         dir.path(),
         "run",
     );
+    let health_port = util::health_port(&running);
     running.wait_for_log("No space left on device", Duration::from_secs(30));
+    let (code, reason) = util::http(health_port, "GET", "/check");
+    assert_eq!(code, 500, "{reason}");
+    assert!(
+        reason.starts_with("writing fails since") && reason.contains("No space left"),
+        "{reason}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let log = running.stderr();
     assert_eq!(

@@ -7,5 +7,6 @@ mod archive;
 mod cli;
 mod durability;
 mod fixture_server;
+mod health;
 mod parse;
 mod tls;

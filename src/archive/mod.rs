@@ -292,6 +292,8 @@ pub struct Archive {
     /// Compressed bytes of the files completed by this process.
     completed_bytes: u64,
     on_ready_children: Vec<(Child, PathBuf)>,
+    /// Checkpoints written since `take_checkpoint_count` last asked.
+    n_checkpoints: u64,
 }
 
 impl Archive {
@@ -309,6 +311,7 @@ impl Archive {
             next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
             on_ready_children: Vec::new(),
+            n_checkpoints: 0,
         };
         let listed: HashSet<String> = saved
             .iter()
@@ -576,7 +579,14 @@ impl Archive {
                 .collect(),
             next_seq: self.next_seq,
         };
-        checkpoint::write(&self.cfg.dir, &saved)
+        checkpoint::write(&self.cfg.dir, &saved)?;
+        self.n_checkpoints += 1;
+        Ok(())
+    }
+
+    /// How many checkpoints were written since the last call.
+    pub fn take_checkpoint_count(&mut self) -> u64 {
+        std::mem::take(&mut self.n_checkpoints)
     }
 
     /// Completes the open segment (if any): seal, checkpoint without it, rename, run `--on-ready`.
@@ -656,6 +666,13 @@ impl Archive {
                     false
                 }
             });
+    }
+
+    /// The open segment's `.part` name and compressed size so far, if one is open.
+    pub fn open_file(&self) -> Option<(&str, u64)> {
+        self.segment
+            .as_ref()
+            .map(|o| (o.name.as_str(), o.segment.compressed_bytes()))
     }
 
     /// Compressed bytes written by this process, to archive and rejects files.

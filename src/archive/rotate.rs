@@ -28,6 +28,19 @@ pub enum Reason {
     Shutdown,
 }
 
+impl Reason {
+    /// The position of this reason in `stats::ROTATION_REASONS`.
+    pub fn index(self) -> usize {
+        match self {
+            Reason::Minute => 0,
+            Reason::Events => 1,
+            Reason::Bytes => 2,
+            Reason::Signal => 3,
+            Reason::Shutdown => 4,
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -5,7 +5,8 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -313,4 +314,37 @@ pub fn assert_same_events(actual: &[String], expected: &[String]) {
         );
     }
     panic!("{report}");
+}
+
+/// One HTTP/1.0 request; returns (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect to health port");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(socket, "{method} {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write request");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("read response");
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// The health port a running archiver logged (it was started with `--status-port 0`).
+pub fn health_port(running: &Running) -> u16 {
+    running.wait_for_log("serving /check", Duration::from_secs(20));
+    running
+        .stderr()
+        .split("on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("health port in the log")
 }

@@ -1,0 +1,470 @@
+//! Health and metrics over HTTP, on one helper thread with tiny_http: `/check` for supervisors
+//! and uptime monitors, `/metrics` for Prometheus, `/status` as JSON.
+//!
+//! The thread only reads `Stats`; it never takes a lock the main loop waits for, so a slow or
+//! hostile client cannot slow archiving down. Rendering is pure (`respond` takes the time), so
+//! tests can check it without a server.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::stats::Stats;
+
+/// What `/check` and friends answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Reply {
+    fn text(code: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
+/// Starts the health server on `addr`; returns the bound address (useful with port 0).
+pub fn spawn(addr: SocketAddr, stats: Arc<Stats>, max_silence: Duration) -> io::Result<SocketAddr> {
+    let server = tiny_http::Server::http(addr).map_err(io::Error::other)?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| io::Error::other("health server has no IP address"))?;
+    std::thread::Builder::new()
+        .name("health".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let now_ms = now_ms();
+                let reply = respond(
+                    request.method().as_str(),
+                    request.url(),
+                    &stats,
+                    now_ms,
+                    max_silence,
+                );
+                let header = tiny_http::Header::from_bytes(
+                    &b"Content-Type"[..],
+                    reply.content_type.as_bytes(),
+                )
+                .expect("a static content type is a valid header");
+                let response = tiny_http::Response::from_string(reply.body)
+                    .with_status_code(reply.code)
+                    .with_header(header);
+                // A client that went away is its own problem.
+                let _ = request.respond(response);
+            }
+        })?;
+    Ok(bound)
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Routes one request.
+pub fn respond(
+    method: &str,
+    url: &str,
+    stats: &Stats,
+    now_ms: i64,
+    max_silence: Duration,
+) -> Reply {
+    let path = url.split('?').next().unwrap_or_default();
+    let known = matches!(path, "/check" | "/metrics" | "/status");
+    if !known {
+        return Reply::text(404, "not found: try /check, /metrics or /status\n");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Reply::text(405, "method not allowed: use GET or HEAD\n");
+    }
+    match path {
+        "/check" => match check(stats, now_ms, max_silence) {
+            Ok(()) => Reply::text(200, "OK\n"),
+            Err(reason) => Reply::text(500, format!("{reason}\n")),
+        },
+        "/metrics" => Reply {
+            code: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics(stats, now_ms),
+        },
+        _ => Reply {
+            code: 200,
+            content_type: "application/json",
+            body: status(stats, now_ms, max_silence),
+        },
+    }
+}
+
+/// Healthy while an event arrived within `max_silence` and writing works.
+pub fn check(stats: &Stats, now_ms: i64, max_silence: Duration) -> Result<(), String> {
+    let since = stats
+        .write_error_since
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if since != 0 {
+        let error = stats
+            .write_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default();
+        return Err(format!(
+            "writing fails since {} ({error})",
+            clock_time(since)
+        ));
+    }
+    let last = stats
+        .last_event_at_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let reference = if last == 0 {
+        stats
+            .started_at_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+    } else {
+        last
+    };
+    let silence_ms = (now_ms - reference).max(0);
+    let silence_s = silence_ms / 1000;
+    if silence_ms as u128 > max_silence.as_millis() {
+        return Err(if last == 0 {
+            format!("no event since start {silence_s} s ago")
+        } else {
+            format!("no event for {silence_s} s")
+        });
+    }
+    Ok(())
+}
+
+/// `12:05:03Z` for Unix seconds.
+fn clock_time(unix_s: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| unix_s.to_string())
+}
+
+/// Writes one metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
+    let _ = writeln!(out, "# HELP wikistream_{name} {help}");
+    let _ = writeln!(out, "# TYPE wikistream_{name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "wikistream_{name}{labels} {value}");
+    }
+}
+
+fn label(key: &str, value: &str) -> String {
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("{{{key}=\"{escaped}\"}}")
+}
+
+fn plain(value: impl ToString) -> Vec<(String, String)> {
+    vec![(String::new(), value.to_string())]
+}
+
+/// The Prometheus text format 0.0.4.
+pub fn metrics(stats: &Stats, now_ms: i64) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::with_capacity(4096);
+    let by_stream: Vec<_> = stats
+        .archived_by_stream
+        .snapshot()
+        .into_iter()
+        .map(|(s, n)| (label("stream", &s), n.to_string()))
+        .collect();
+    family(
+        &mut out,
+        "events_archived_total",
+        "counter",
+        "Events written to the archive, by meta.stream.",
+        &by_stream,
+    );
+    let by_type: Vec<_> = stats
+        .archived_by_type
+        .snapshot()
+        .map(|(t, n)| (label("type", t), n.to_string()))
+        .collect();
+    family(
+        &mut out,
+        "events_archived_by_type_total",
+        "counter",
+        "Events written to the archive, by event type.",
+        &by_type,
+    );
+    family(
+        &mut out,
+        "bytes_received_total",
+        "counter",
+        "Bytes of stream body received.",
+        &plain(stats.bytes_received.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "bytes_written_total",
+        "counter",
+        "Compressed bytes written to archive and rejects files.",
+        &plain(stats.bytes_written.load(Relaxed)),
+    );
+    let rejects: Vec<_> = stats
+        .rejects
+        .snapshot()
+        .map(|(r, n)| (label("reason", r), n.to_string()))
+        .collect();
+    family(
+        &mut out,
+        "rejects_total",
+        "counter",
+        "Events written to the rejects file, by reason.",
+        &rejects,
+    );
+    family(
+        &mut out,
+        "canaries_total",
+        "counter",
+        "Canary (heartbeat) events received.",
+        &plain(stats.canaries.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "duplicates_total",
+        "counter",
+        "Events dropped because their meta.id was archived already.",
+        &plain(stats.duplicates.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "filtered_total",
+        "counter",
+        "Events not archived because of a filter.",
+        &plain(stats.filtered.load(Relaxed)),
+    );
+    let reconnects: Vec<_> = stats
+        .reconnects
+        .snapshot()
+        .map(|(r, n)| (label("reason", r), n.to_string()))
+        .collect();
+    family(
+        &mut out,
+        "reconnects_total",
+        "counter",
+        "Reconnections, by what ended the previous attempt.",
+        &reconnects,
+    );
+    let rotations: Vec<_> = stats
+        .rotations
+        .snapshot()
+        .map(|(r, n)| (label("reason", r), n.to_string()))
+        .collect();
+    family(
+        &mut out,
+        "rotations_total",
+        "counter",
+        "Completed archive files, by trigger.",
+        &rotations,
+    );
+    family(
+        &mut out,
+        "checkpoints_total",
+        "counter",
+        "Checkpoints written.",
+        &plain(stats.checkpoints.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "checkpoint_failures_total",
+        "counter",
+        "Write or checkpoint failures (e.g. disk full).",
+        &plain(stats.checkpoint_failures.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "gaps_total",
+        "counter",
+        "Resumes that jumped forward in time by more than --gap-warn.",
+        &plain(stats.gaps.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "connected",
+        "gauge",
+        "1 while a stream connection is open.",
+        &plain(u8::from(stats.connected.load(Relaxed))),
+    );
+    let last_event = stats.last_event_at_ms.load(Relaxed);
+    family(
+        &mut out,
+        "last_event_timestamp_seconds",
+        "gauge",
+        "When the last event arrived (Unix time).",
+        &plain(seconds(last_event)),
+    );
+    family(
+        &mut out,
+        "lag_seconds",
+        "gauge",
+        "Now minus meta.dt of the last archived event.",
+        &plain(lag_seconds(stats, now_ms)),
+    );
+    family(
+        &mut out,
+        "open_file_bytes",
+        "gauge",
+        "Compressed size of the open archive file.",
+        &plain(stats.open_file_bytes.load(Relaxed)),
+    );
+    family(
+        &mut out,
+        "build_info",
+        "gauge",
+        "Build information.",
+        &[(label("version", env!("CARGO_PKG_VERSION")), "1".into())],
+    );
+    out
+}
+
+/// Now minus `meta.dt` of the last archived event; 0 before the first one.
+fn lag_seconds(stats: &Stats, now_ms: i64) -> f64 {
+    let last_dt = stats.last_dt_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if last_dt == 0 {
+        0.0
+    } else {
+        (now_ms - last_dt) as f64 / 1000.0
+    }
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// `/status`: the metrics as one JSON document, plus the open file, last id and uptime.
+pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let pairs = |iter: &mut dyn Iterator<Item = (String, u64)>| -> serde_json::Map<String, serde_json::Value> {
+        iter.map(|(k, v)| (k, v.into())).collect()
+    };
+    let text = stats
+        .status_text
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    let health = check(stats, now_ms, max_silence);
+    let document = serde_json::json!({
+        "healthy": health.is_ok(),
+        "health": health.err().unwrap_or_else(|| "OK".into()),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": (now_ms - stats.started_at_ms.load(Relaxed)) / 1000,
+        "connected": stats.connected.load(Relaxed),
+        "events_archived": stats.events_archived.load(Relaxed),
+        "events_archived_by_stream": pairs(&mut stats.archived_by_stream.snapshot().into_iter()),
+        "events_archived_by_type": pairs(&mut stats.archived_by_type.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "rejects": pairs(&mut stats.rejects.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "canaries": stats.canaries.load(Relaxed),
+        "duplicates": stats.duplicates.load(Relaxed),
+        "filtered": stats.filtered.load(Relaxed),
+        "reconnects": pairs(&mut stats.reconnects.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "rotations": pairs(&mut stats.rotations.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "checkpoints": stats.checkpoints.load(Relaxed),
+        "checkpoint_failures": stats.checkpoint_failures.load(Relaxed),
+        "gaps": stats.gaps.load(Relaxed),
+        "bytes_received": stats.bytes_received.load(Relaxed),
+        "bytes_written": stats.bytes_written.load(Relaxed),
+        "open_file": text.open_file,
+        "open_file_bytes": stats.open_file_bytes.load(Relaxed),
+        "last_event_id": text.last_event_id,
+        "last_event_timestamp_seconds": seconds(stats.last_event_at_ms.load(Relaxed)),
+        "lag_seconds": lag_seconds(stats, now_ms),
+    });
+    document.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    const SILENCE: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn routes_methods_and_paths() {
+        let stats = Stats::default();
+        assert_eq!(respond("GET", "/nope", &stats, 0, SILENCE).code, 404);
+        assert_eq!(respond("POST", "/check", &stats, 0, SILENCE).code, 405);
+        assert_eq!(respond("HEAD", "/check", &stats, 0, SILENCE).code, 200);
+        assert_eq!(
+            respond("GET", "/check?x=1", &stats, 0, SILENCE).body,
+            "OK\n"
+        );
+    }
+
+    #[test]
+    fn check_reports_silence_and_write_errors() {
+        let stats = Stats::default();
+        stats.started_at_ms.store(1_000_000, Relaxed);
+        assert_eq!(
+            check(&stats, 1_000_000 + 301_000, SILENCE),
+            Err("no event since start 301 s ago".into())
+        );
+        stats.last_event_at_ms.store(2_000_000, Relaxed);
+        assert_eq!(check(&stats, 2_000_000 + 299_000, SILENCE), Ok(()));
+        assert_eq!(
+            check(&stats, 2_000_000 + 412_000, SILENCE),
+            Err("no event for 412 s".into())
+        );
+        stats.write_error_since.store(1_738_325_103, Relaxed);
+        *stats.write_error.lock().unwrap() = "No space left on device".into();
+        assert_eq!(
+            check(&stats, 2_000_000, SILENCE),
+            Err("writing fails since 12:05:03Z (No space left on device)".into())
+        );
+    }
+
+    #[test]
+    fn metrics_have_help_type_and_labels() {
+        let stats = Stats::default();
+        stats.archived_by_stream.add("mediawiki.recentchange");
+        stats.archived_by_type.add(Stats::type_idx(Some("edit")));
+        stats.rejects.add(2);
+        let text = metrics(&stats, 0);
+        assert!(text.contains("# TYPE wikistream_events_archived_total counter\n"));
+        assert!(
+            text.contains(
+                "wikistream_events_archived_total{stream=\"mediawiki.recentchange\"} 1\n"
+            )
+        );
+        assert!(text.contains("wikistream_events_archived_by_type_total{type=\"edit\"} 1\n"));
+        assert!(text.contains("wikistream_rejects_total{reason=\"oversize\"} 1\n"));
+        assert!(text.contains("wikistream_build_info{version=\""));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
+        }
+        assert_eq!(label("s", "a\"b"), "{s=\"a\\\"b\"}");
+    }
+
+    #[test]
+    fn status_is_json() {
+        let stats = Stats::default();
+        stats.try_set_status_text("x.part", "[1]");
+        let value: serde_json::Value =
+            serde_json::from_str(&status(&stats, 5000, SILENCE)).unwrap();
+        assert_eq!(value["open_file"], "x.part");
+        assert_eq!(value["last_event_id"], "[1]");
+        assert_eq!(value["uptime_seconds"], 5);
+    }
+}
