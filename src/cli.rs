@@ -58,6 +58,11 @@ RUN OPTIONS:
     --status-addr ADDR      address for --status-port; exposing it wider is your choice
                             [default: 127.0.0.1]
     --max-silence SECS      /check fails when no event (canaries count) came for SECS [default: 300]
+    --keep-days D           delete completed files older than D days [default: keep all]
+    --max-archive-bytes B   delete the oldest completed files while all exceed B bytes
+                            [default: no limit]
+    --log-timestamps on|off timestamps on log lines; off for journald or svlogd, which add
+                            their own [default: on]
     -v, --verbose           more log output (repeat for more); RUST_LOG overrides
     -q, --quiet             less log output (repeat for less)
 
@@ -95,7 +100,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// The parsed command line.
 #[derive(Debug)]
 pub enum Command {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     Parse(ParseArgs),
     Serve(ServeArgs),
     Help,
@@ -137,6 +142,8 @@ pub struct RunArgs {
     pub status_port: Option<u16>,
     pub status_addr: String,
     pub max_silence: Duration,
+    pub retention: crate::archive::retention::Policy,
+    pub log_timestamps: bool,
     /// Net verbosity: +1 per `-v`, -1 per `-q`.
     pub verbosity: i32,
 }
@@ -253,6 +260,9 @@ struct RunBuilder {
     status_port: Option<u16>,
     status_addr: Option<String>,
     max_silence_secs: Option<u64>,
+    keep_days: Option<u64>,
+    max_archive_bytes: Option<u64>,
+    log_timestamps: Option<bool>,
     verbosity: i32,
 }
 
@@ -308,6 +318,21 @@ impl RunBuilder {
                 self.status_addr = Some(text);
             }
             "--max-silence" => self.max_silence_secs = Some(number(parser, flag, 1, 31_536_000)?),
+            "--keep-days" => self.keep_days = Some(number(parser, flag, 1, 36_500)?),
+            "--max-archive-bytes" => {
+                self.max_archive_bytes = Some(number(parser, flag, 1, u64::MAX)?)
+            }
+            "--log-timestamps" => {
+                self.log_timestamps = match string_value(parser, flag)?.as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    other => {
+                        return Err(usage(format!(
+                            "invalid value for {flag}: '{other}' (on or off)"
+                        )));
+                    }
+                }
+            }
             "-v" | "--verbose" => self.verbosity += 1,
             "-q" | "--quiet" => self.verbosity -= 1,
             _ => return Ok(false),
@@ -351,7 +376,7 @@ impl RunBuilder {
                 "invalid value for --user-agent: must be non-empty printable text",
             ));
         }
-        Ok(Command::Run(RunArgs {
+        Ok(Command::Run(Box::new(RunArgs {
             source,
             output_dir: self.output_dir.unwrap_or_else(|| PathBuf::from("archive")),
             since_ms: self.since_ms,
@@ -376,8 +401,13 @@ impl RunBuilder {
             status_port: self.status_port,
             status_addr: self.status_addr.unwrap_or_else(|| "127.0.0.1".to_string()),
             max_silence: Duration::from_secs(self.max_silence_secs.unwrap_or(300)),
+            retention: crate::archive::retention::Policy {
+                keep_days: self.keep_days,
+                max_bytes: self.max_archive_bytes,
+            },
+            log_timestamps: self.log_timestamps.unwrap_or(true),
             verbosity: self.verbosity,
-        }))
+        })))
     }
 }
 
@@ -582,7 +612,7 @@ mod tests {
 
     fn run_args(args: &[&str]) -> RunArgs {
         match parse(args) {
-            Ok(Command::Run(run)) => run,
+            Ok(Command::Run(run)) => *run,
             other => panic!("expected run for {args:?}, got {other:?}"),
         }
     }

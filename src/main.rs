@@ -51,8 +51,8 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Run(args) => {
-            init_logging(args.verbosity);
-            match run::run(args) {
+            init_logging(args.verbosity, args.log_timestamps);
+            match run::run(*args) {
                 Err(e @ run::Error::Archive(archive::Error::Locked { .. })) => {
                     log::error!("{e}");
                     return ExitCode::Locked.into();
@@ -61,11 +61,11 @@ fn main() -> std::process::ExitCode {
             }
         }
         Command::Parse(args) => {
-            init_logging(0);
+            init_logging(0, true);
             tools::parse::run(&args).map_err(Into::into)
         }
         Command::Serve(args) => {
-            init_logging(args.verbosity);
+            init_logging(args.verbosity, true);
             tools::serve::run(args).map_err(Into::into)
         }
     };
@@ -80,7 +80,7 @@ fn main() -> std::process::ExitCode {
 
 /// Logs to stderr with a UTC timestamp. `-v`/`-q` move the level of our own messages from
 /// `info`; other crates stay at `warn` unless `RUST_LOG` says otherwise.
-fn init_logging(verbosity: i32) {
+fn init_logging(verbosity: i32, timestamps: bool) {
     let level = match verbosity {
         i32::MIN..=-3 => log::LevelFilter::Off,
         -2 => log::LevelFilter::Error,
@@ -94,7 +94,10 @@ fn init_logging(verbosity: i32) {
         .filter_level(level.min(log::LevelFilter::Warn))
         .filter_module("wikistream_archiver", level)
         .parse_env("RUST_LOG")
-        .format(|out, record| {
+        .format(move |out, record| {
+            if !timestamps {
+                return writeln!(out, "{:<5} {}", record.level(), record.args());
+            }
             let now = time::OffsetDateTime::now_utc();
             let stamp = now
                 .format(time::macros::format_description!(

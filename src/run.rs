@@ -174,6 +174,7 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         level: args.level,
         policy: args.rotation,
         on_ready: args.on_ready.clone(),
+        retention: args.retention,
     };
     let _lock = DirLock::acquire(&cfg.dir)?;
     let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
@@ -196,7 +197,10 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
             // At start (`started` false) an unusable directory or checkpoint needs a person:
             // the retry decision below reports it and exits.
             Err(e) => Err(Error::Archive(e)),
-            Ok((archive, resume)) => {
+            Ok((mut archive, resume)) => {
+                if let Err(e) = archive.apply_retention(clock.now()) {
+                    log::warn!("retention: {e}");
+                }
                 let mut session = Session::new(archive, resume, &args, clock, Arc::clone(&stats));
                 session.n_archived = n_archived;
                 let result = session.main_loop(&client, &url, &args, &signals, !started);
@@ -370,8 +374,9 @@ impl Session {
     }
 
     fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
+        let now = self.clock.now();
         let (archive, cursor) = self.archive_and_cursor();
-        if archive.rotate(reason, cursor)?.is_some() {
+        if archive.rotate(reason, cursor, now)?.is_some() {
             self.stats.rotations.add(reason.index());
         }
         Ok(())
@@ -379,8 +384,9 @@ impl Session {
 
     /// Completes every open file.
     fn close(&mut self) -> Result<(), archive::Error> {
+        let now = self.clock.now();
         let (archive, cursor) = self.archive_and_cursor();
-        archive.close(cursor)?;
+        archive.close(cursor, now)?;
         self.stats
             .bytes_written
             .store(self.archive.bytes_written(), Ordering::Relaxed);

@@ -718,3 +718,62 @@ fn a_read_only_directory_is_a_clear_error_at_start() {
         finished.stderr
     );
 }
+
+#[test]
+fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
+    let dir = util::temp_dir();
+    let events = make_events(200, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &[], dir.path());
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_binary(
+        &[
+            "--url",
+            &serve.url(),
+            "--output-dir",
+            output_dir.to_str().expect("utf-8"),
+            "--max-events",
+            "200",
+            "--rotate-events",
+            "20",
+            "--max-archive-bytes",
+            "20000",
+            "--log-timestamps",
+            "off",
+        ],
+        dir.path(),
+        Duration::from_secs(60),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let names = util::data_files(&output_dir);
+    let total: u64 = names
+        .iter()
+        .map(|n| fs::metadata(output_dir.join(n)).expect("metadata").len())
+        .sum();
+    assert!(total <= 20000, "{total} bytes left in {names:?}");
+    // The newest files are kept, in sequence, ending with the last one.
+    assert!(
+        names
+            .last()
+            .is_some_and(|n| n.ends_with("-000010.ndjson.gz")),
+        "{names:?}"
+    );
+    let kept = util::archive_lines(&output_dir);
+    util::assert_same_events(&kept, &events[events.len() - kept.len()..]);
+    assert_eq!(
+        finished.stderr.matches("deleted ").count(),
+        10 - names.len(),
+        "{}",
+        finished.stderr
+    );
+    // --log-timestamps off: lines start with the level, for journald and svlogd.
+    assert!(
+        finished
+            .stderr
+            .lines()
+            .all(|l| l.starts_with("INFO ") || l.starts_with("WARN ")),
+        "{}",
+        finished.stderr
+    );
+}

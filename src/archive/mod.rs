@@ -7,6 +7,7 @@
 //! the resume position (`Cursor`) that goes with them.
 
 pub mod checkpoint;
+pub mod retention;
 pub mod rotate;
 mod writer;
 
@@ -241,6 +242,8 @@ pub struct Config {
     pub policy: rotate::Policy,
     /// Program run with each completed file's path.
     pub on_ready: Option<OsString>,
+    /// Which completed files to delete.
+    pub retention: retention::Policy,
 }
 
 /// The resume position that goes with the archived bytes: written into every checkpoint.
@@ -594,6 +597,7 @@ impl Archive {
         &mut self,
         reason: rotate::Reason,
         cursor: Cursor<'_>,
+        now: OffsetDateTime,
     ) -> Result<Option<PathBuf>, Error> {
         let Some(open) = self.segment.take() else {
             return Ok(None);
@@ -607,12 +611,54 @@ impl Archive {
             path.display()
         );
         self.completed(path.clone());
+        self.apply_retention(now)?;
         Ok(Some(path))
     }
 
+    /// Deletes completed files beyond `--keep-days` / `--max-archive-bytes`, oldest first, never
+    /// an open one. Rejects files count too: they are archive output like the rest.
+    pub fn apply_retention(&mut self, now: OffsetDateTime) -> Result<(), Error> {
+        let policy = self.cfg.retention;
+        if !policy.is_active() {
+            return Ok(());
+        }
+        let dir = self.cfg.dir.clone();
+        let entries = fs::read_dir(&dir).map_err(|e| Error::io("reading directory", &dir, e))?;
+        let mut completed = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("reading directory", &dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let is_segment = matches!(self.cfg.naming.parse(&name), Some((_, None)));
+            let is_rejects = name.starts_with("rejects-") && name.ends_with(SEGMENT_SUFFIX);
+            if !is_segment && !is_rejects {
+                continue;
+            }
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io("reading metadata of", &entry.path(), e))?;
+            let modified = meta.modified().map(OffsetDateTime::from).unwrap_or(now);
+            completed.push(retention::Completed {
+                name,
+                modified,
+                size: meta.len(),
+            });
+        }
+        for name in retention::select(&policy, &completed, now) {
+            let path = dir.join(&name);
+            fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
+            log::info!(
+                "deleted {} (--keep-days / --max-archive-bytes)",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Completes every open file (at shutdown).
-    pub fn close(&mut self, cursor: Cursor<'_>) -> Result<(), Error> {
-        self.rotate(rotate::Reason::Shutdown, cursor)?;
+    pub fn close(&mut self, cursor: Cursor<'_>, now: OffsetDateTime) -> Result<(), Error> {
+        self.rotate(rotate::Reason::Shutdown, cursor, now)?;
         if let Some(open) = self.rejects.take() {
             let sealed = open.segment.seal()?;
             self.write_checkpoint(cursor, None)?;

@@ -1,0 +1,105 @@
+//! Which completed files to delete under `--keep-days` and `--max-archive-bytes`: a pure choice
+//! over a listing, oldest first. The open file is never in the listing, so it is never chosen.
+//!
+//! No I/O and no clock: `archive/mod.rs` lists the directory, passes `now`, and deletes.
+
+use time::{Duration, OffsetDateTime};
+
+/// The retention limits; both optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Delete completed files older than this many days.
+    pub keep_days: Option<u64>,
+    /// Delete the oldest completed files while all of them together exceed this many bytes.
+    pub max_bytes: Option<u64>,
+}
+
+impl Policy {
+    /// True when any limit is set.
+    pub fn is_active(&self) -> bool {
+        self.keep_days.is_some() || self.max_bytes.is_some()
+    }
+}
+
+/// A completed file as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    pub name: String,
+    pub modified: OffsetDateTime,
+    pub size: u64,
+}
+
+/// The names to delete, oldest first.
+pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<String> {
+    let mut by_age: Vec<&Completed> = files.iter().collect();
+    by_age.sort_by(|a, b| {
+        a.modified
+            .cmp(&b.modified)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let mut total: u64 = by_age.iter().map(|f| f.size).sum();
+    let cutoff = policy
+        .keep_days
+        .map(|days| now - Duration::days(days.min(1 << 20) as i64));
+    let mut chosen = Vec::new();
+    for file in by_age {
+        let too_old = cutoff.is_some_and(|cutoff| file.modified < cutoff);
+        let too_big = policy.max_bytes.is_some_and(|max| total > max);
+        if !too_old && !too_big {
+            break;
+        }
+        total -= file.size;
+        chosen.push(file.name.clone());
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn file(name: &str, modified: OffsetDateTime, size: u64) -> Completed {
+        Completed {
+            name: name.into(),
+            modified,
+            size,
+        }
+    }
+
+    #[test]
+    fn deletes_what_is_too_old() {
+        let now = datetime!(2025-01-31 12:00 UTC);
+        let files = [
+            file("c", datetime!(2025-01-31 11:00 UTC), 10),
+            file("a", datetime!(2025-01-20 11:00 UTC), 10),
+            file("b", datetime!(2025-01-29 11:00 UTC), 10),
+        ];
+        let policy = Policy {
+            keep_days: Some(7),
+            max_bytes: None,
+        };
+        assert_eq!(select(&policy, &files, now), ["a"]);
+        assert!(select(&Policy::default(), &files, now).is_empty());
+    }
+
+    #[test]
+    fn deletes_oldest_until_under_the_byte_limit() {
+        let now = datetime!(2025-01-31 12:00 UTC);
+        let files = [
+            file("new", datetime!(2025-01-31 11:00 UTC), 40),
+            file("old", datetime!(2025-01-30 11:00 UTC), 40),
+            file("mid", datetime!(2025-01-30 12:00 UTC), 40),
+        ];
+        let policy = Policy {
+            keep_days: None,
+            max_bytes: Some(50),
+        };
+        assert_eq!(select(&policy, &files, now), ["old", "mid"]);
+        let policy = Policy {
+            keep_days: None,
+            max_bytes: Some(120),
+        };
+        assert!(select(&policy, &files, now).is_empty());
+    }
+}
