@@ -16,7 +16,8 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
-.PHONY: all build release test check lint fmt demo install clean
+.PHONY: all build release test check lint fmt demo install clean \
+	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test ci-extra
 
 all: build
 
@@ -56,3 +57,55 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf demo-archive dist
+
+# ---- Static builds for the Raspberry Pi family (see ../shared/CROSS.md) ----------------------
+# Each puts a static, stripped, size-optimised binary in dist/<name>/.
+DIST := dist
+ARM32_FLAGS := -C link-self-contained=no
+
+musl:
+	cargo zigbuild --locked --release --target x86_64-unknown-linux-musl
+	install -D -m 0755 target/x86_64-unknown-linux-musl/release/$(BIN) $(DIST)/x86_64/$(BIN)
+
+aarch64:
+	cargo zigbuild --locked --release --target aarch64-unknown-linux-musl
+	install -D -m 0755 target/aarch64-unknown-linux-musl/release/$(BIN) $(DIST)/aarch64/$(BIN)
+
+# The 32-bit ARM targets have no prebuilt std here: nightly builds it (-Zbuild-std), and zig
+# supplies the musl start files (link-self-contained=no).
+armv7:
+	RUSTUP_TOOLCHAIN=nightly CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(ARM32_FLAGS)" \
+	  cargo-zigbuild zigbuild --locked --release --target armv7-unknown-linux-musleabihf -Zbuild-std=std,panic_abort
+	install -D -m 0755 target/armv7-unknown-linux-musleabihf/release/$(BIN) $(DIST)/armv7/$(BIN)
+
+armv6:
+	RUSTUP_TOOLCHAIN=nightly CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(ARM32_FLAGS)" \
+	  cargo-zigbuild zigbuild --locked --release --target arm-unknown-linux-musleabihf -Zbuild-std=std,panic_abort
+	install -D -m 0755 target/arm-unknown-linux-musleabihf/release/$(BIN) $(DIST)/armv6/$(BIN)
+
+cross: musl aarch64 armv7 armv6
+
+# Everything the cross builds and their tests need, on a fresh Debian machine (as root).
+cross-setup:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static musl-tools
+	pip install -q ziglang cargo-zigbuild
+	rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+	rustup toolchain install nightly --profile minimal --component rust-src
+
+# Runs each ARM binary in dist/ under qemu: --version, then archive 1000 events from serve.
+cross-test:
+	sh tests/packaging/cross-test.sh $(DIST)
+
+# Debian packages from the static binaries (amd64, arm64; armhf when dist/armv7 exists).
+deb: musl aarch64
+	sh packaging/debian/build-deb.sh $(DIST)/x86_64/$(BIN) amd64 $(DIST)
+	sh packaging/debian/build-deb.sh $(DIST)/aarch64/$(BIN) arm64 $(DIST)
+	if [ -x $(DIST)/armv7/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv7/$(BIN) armhf $(DIST); fi
+
+# Installs the amd64 package on this machine, checks it, runs it, removes it; and runs the
+# runit service under runsv through a SIGKILL. Needs root.
+package-test: musl
+	sh packaging/debian/build-deb.sh $(DIST)/x86_64/$(BIN) amd64 $(DIST)
+	sh tests/packaging/deb-test.sh $(DIST)
+	sh tests/packaging/runit-test.sh

@@ -1,0 +1,32 @@
+# Shared by the packaging tests: a host build, a 1010-event input (1000 archivable, 10 canaries)
+# and a replay server on a free port. Sourced, not run.
+root=$(cd "$(dirname "$0")/../.." && pwd)
+host_bin="$root/target/release/wikistream-archiver"
+cargo build --locked --release --quiet --manifest-path "$root/Cargo.toml"
+work=$(mktemp -d)
+serve_pid=
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+python3 "$root/fixtures/make_recentchange.py" 1010 3 > "$work/input.ndjson"
+grep -v '"domain":"canary"' "$work/input.ndjson" > "$work/expected.ndjson"
+
+# start_serve FLAGS...: starts serve and sets $port.
+start_serve() {
+    "$host_bin" serve --input "$work/input.ndjson" "$@" > "$work/serve.out" 2> "$work/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 50); do
+        grep -q listening "$work/serve.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
+    [ -n "$port" ] || { echo "serve did not start" >&2; exit 1; }
+}
+
+# check_archive DIR: the completed files of DIR hold exactly the expected events.
+check_archive() {
+    for f in "$1"/*.ndjson.gz; do gzip -t "$f"; done
+    zcat "$1"/recentchange-*.ndjson.gz | cmp - "$work/expected.ndjson"
+}
