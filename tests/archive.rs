@@ -265,16 +265,7 @@ fn first_connection_404_is_a_configuration_error() {
     let serve = Serve::start(&util::fixture("recentchange-200.ndjson"), &[], dir.path());
     let url = format!("http://127.0.0.1:{}/v2/strem/recentchange", serve.port);
     let output_dir = dir.path().join("archive");
-    let finished = util::run_binary(
-        &[
-            "--url",
-            &url,
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-        ],
-        dir.path(),
-        TIMEOUT,
-    );
+    let finished = util::run_archiver(&url, &output_dir, &[], dir.path());
     serve.stop();
     assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
     assert!(finished.stderr.contains("HTTP 404"), "{}", finished.stderr);

@@ -90,15 +90,11 @@ fn unwritable_output_dir_is_a_clear_error() {
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"").expect("creating a file");
     let output_dir = blocker.join("archive");
-    let finished = util::run_binary(
-        &[
-            "--url",
-            "http://127.0.0.1:9/v2/stream/x",
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-        ],
+    let finished = util::run_archiver(
+        "http://127.0.0.1:9/v2/stream/x",
+        &output_dir,
+        &[],
         dir.path(),
-        TIMEOUT,
     );
     assert_eq!(finished.status.code(), Some(1));
     assert!(

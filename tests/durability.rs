@@ -173,32 +173,20 @@ fn timestamp_resumes_drop_resent_boundary_events_even_across_restarts() {
         dir.path(),
     );
     let output_dir = dir.path().join("archive");
-    let first = util::run_binary(
-        &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-            "--max-events",
-            "100",
-        ],
+    let first = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "100"],
         dir.path(),
-        Duration::from_secs(60),
     );
     assert!(first.status.success(), "{}", first.stderr);
     // The rest, with a new process that knows the boundary events only from the checkpoint;
     // it stops by itself after exactly the remaining events (duplicates are not counted).
-    let second = util::run_binary(
-        &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-            "--max-events",
-            "200",
-        ],
+    let second = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "200"],
         dir.path(),
-        Duration::from_secs(60),
     );
     assert!(second.status.success(), "{}", second.stderr);
     let log = second.stderr;
@@ -251,12 +239,10 @@ fn rotation_by_count_with_on_ready_and_sequence_numbers() {
         dir.path(),
     );
     let output_dir = dir.path().join("archive");
-    let finished = util::run_binary(
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
         &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
             "--max-events",
             "230",
             "--rotate-events",
@@ -265,7 +251,6 @@ fn rotation_by_count_with_on_ready_and_sequence_numbers() {
             script.to_str().expect("utf-8"),
         ],
         dir.path(),
-        Duration::from_secs(60),
     );
     serve.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -309,12 +294,10 @@ fn rotation_by_bytes_and_wikistreamreader_names() {
     let input = write_input(dir.path(), &events);
     let serve = Serve::start(&input, &[], dir.path());
     let output_dir = dir.path().join("archive");
-    let finished = util::run_binary(
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
         &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
             "--max-events",
             "1200",
             "--rotate-bytes",
@@ -325,7 +308,6 @@ fn rotation_by_bytes_and_wikistreamreader_names() {
             "0.05",
         ],
         dir.path(),
-        Duration::from_secs(60),
     );
     serve.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -428,15 +410,11 @@ fn a_bad_checkpoint_stops_with_a_clear_message() {
         let output_dir = dir.path().join("archive");
         fs::create_dir_all(&output_dir).expect("mkdir");
         fs::write(output_dir.join("checkpoint.json"), content).expect("write");
-        let finished = util::run_binary(
-            &[
-                "--url",
-                "http://127.0.0.1:9/v2/stream/x",
-                "--output-dir",
-                output_dir.to_str().expect("utf-8"),
-            ],
+        let finished = util::run_archiver(
+            "http://127.0.0.1:9/v2/stream/x",
+            &output_dir,
+            &[],
             dir.path(),
-            Duration::from_secs(30),
         );
         assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
         assert!(finished.stderr.contains(needle), "{}", finished.stderr);
@@ -467,16 +445,7 @@ fn a_second_instance_is_refused_with_exit_75() {
         "first",
     );
     first.wait_for_log("connected", Duration::from_secs(20));
-    let second = util::run_binary(
-        &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-        ],
-        dir.path(),
-        Duration::from_secs(30),
-    );
+    let second = util::run_archiver(&serve.url(), &output_dir, &[], dir.path());
     assert_eq!(second.status.code(), Some(75), "{}", second.stderr);
     let expected = format!(
         "another wikistream-archiver holds {} (pid {})",
@@ -516,17 +485,11 @@ fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member
         0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xAB, 0xCD,
     ]);
     fs::write(output_dir.join(&part), &bytes).expect("write");
-    let finished = util::run_binary(
-        &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-            "--max-events",
-            "5",
-        ],
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "5"],
         dir.path(),
-        Duration::from_secs(30),
     );
     serve.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -559,17 +522,11 @@ fn a_resume_after_a_long_outage_warns_about_the_gap() {
         dir.path(),
     );
     let output_dir = dir.path().join("archive");
-    let finished = util::run_binary(
-        &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-            "--max-events",
-            "20",
-        ],
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "20"],
         dir.path(),
-        Duration::from_secs(30),
     );
     serve.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -696,15 +653,11 @@ fn a_read_only_directory_is_a_clear_error_at_start() {
         println!("skipped: mount -t tmpfs failed (no privilege in this sandbox?)");
         return;
     };
-    let finished = util::run_binary(
-        &[
-            "--url",
-            "http://127.0.0.1:9/v2/stream/x",
-            "--output-dir",
-            tmpfs.path.to_str().expect("utf-8"),
-        ],
+    let finished = util::run_archiver(
+        "http://127.0.0.1:9/v2/stream/x",
+        &tmpfs.path,
+        &[],
         dir.path(),
-        Duration::from_secs(30),
     );
     assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
     assert!(
@@ -726,12 +679,10 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
     let input = write_input(dir.path(), &events);
     let serve = Serve::start(&input, &[], dir.path());
     let output_dir = dir.path().join("archive");
-    let finished = util::run_binary(
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
         &[
-            "--url",
-            &serve.url(),
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
             "--max-events",
             "200",
             "--rotate-events",
@@ -742,7 +693,6 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
             "off",
         ],
         dir.path(),
-        Duration::from_secs(60),
     );
     serve.stop();
     assert!(finished.status.success(), "{}", finished.stderr);

@@ -58,18 +58,7 @@ fn odd_framing_is_archived_or_rejected_correctly() {
         let _ = std::fs::remove_dir_all(&output_dir);
         let port = serve_once(response.clone(), piece_len);
         let url = format!("http://127.0.0.1:{port}/v2/stream/odd");
-        let finished = util::run_binary(
-            &[
-                "--url",
-                &url,
-                "--output-dir",
-                output_dir.to_str().expect("utf-8"),
-                "--max-events",
-                "3",
-            ],
-            dir.path(),
-            Duration::from_secs(30),
-        );
+        let finished = util::run_archiver(&url, &output_dir, &["--max-events", "3"], dir.path());
         assert!(finished.status.success(), "{}", finished.stderr);
         assert_eq!(
             util::archive_lines(&output_dir),
@@ -107,16 +96,7 @@ fn a_200_that_is_not_an_event_stream_is_refused_on_the_first_connection() {
     let dir = util::temp_dir();
     let output_dir = dir.path().join("archive");
     let url = format!("http://127.0.0.1:{port}/v2/stream/x");
-    let finished = util::run_binary(
-        &[
-            "--url",
-            &url,
-            "--output-dir",
-            output_dir.to_str().expect("utf-8"),
-        ],
-        dir.path(),
-        Duration::from_secs(30),
-    );
+    let finished = util::run_archiver(&url, &output_dir, &[], dir.path());
     assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
     assert!(finished.stderr.contains("text/html"), "{}", finished.stderr);
 }

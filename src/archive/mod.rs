@@ -344,13 +344,8 @@ impl Archive {
     /// then given their final name. Only an empty file is removed.
     fn recover_orphans(&mut self, listed: &HashSet<String>) -> Result<(), Error> {
         let dir = self.cfg.dir.clone();
-        let entries = fs::read_dir(&dir).map_err(|e| Error::io("reading directory", &dir, e))?;
         let mut orphans = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("reading directory", &dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for (name, _) in list_dir(&dir)? {
             let final_name = match self.cfg.naming.parse(&name) {
                 Some((seq, final_name)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
@@ -623,13 +618,8 @@ impl Archive {
             return Ok(());
         }
         let dir = self.cfg.dir.clone();
-        let entries = fs::read_dir(&dir).map_err(|e| Error::io("reading directory", &dir, e))?;
         let mut completed = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("reading directory", &dir, e))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for (name, entry) in list_dir(&dir)? {
             let is_segment = matches!(self.cfg.naming.parse(&name), Some((_, None)));
             let is_rejects = name.starts_with("rejects-") && name.ends_with(SEGMENT_SUFFIX);
             if !is_segment && !is_rejects {
@@ -734,6 +724,19 @@ impl Archive {
 /// How many recent ids a checkpoint carries: at 100 events/s about ten seconds, far more than
 /// the events sharing the resume millisecond, at ~40 KB of JSON per checkpoint.
 const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
+
+/// The entries of `dir` whose names are UTF-8 (all of ours are), with their names.
+fn list_dir(dir: &Path) -> Result<Vec<(String, fs::DirEntry)>, Error> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("reading directory", dir, e))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, entry));
+        }
+    }
+    Ok(out)
+}
 
 /// For an open rejects file name, its final name.
 fn rejects_final_name(name: &str) -> Option<String> {

@@ -152,6 +152,15 @@ pub fn run_binary(args: &[&str], log_dir: &Path, timeout: Duration) -> Finished 
     Running::start(cmd, log_dir, "run").wait(timeout)
 }
 
+/// Runs the archiver on `url` into `output_dir` with `extra` flags, to completion (at most 60 s).
+pub fn run_archiver(url: &str, output_dir: &Path, extra: &[&str], log_dir: &Path) -> Finished {
+    let mut cmd = command();
+    cmd.args(["--url", url, "--output-dir"])
+        .arg(output_dir)
+        .args(extra);
+    Running::start(cmd, log_dir, "run").wait(Duration::from_secs(60))
+}
+
 /// A `serve` child on a free port; killed when dropped.
 pub struct Serve {
     running: Running,
