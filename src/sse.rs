@@ -578,4 +578,93 @@ mod tests {
             );
         }
     }
+
+    /// A deliberately naive reading of the same rules: decode the whole input, split it into
+    /// lines, interpret each. No chunking, no limits, no cleverness: the reference for the
+    /// differential test below.
+    fn naive_parse(input: &[u8]) -> Vec<Owned> {
+        let text = String::from_utf8_lossy(input);
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+        let mut lines = Vec::new();
+        let mut current = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    lines.push(std::mem::take(&mut current));
+                }
+                '\n' => lines.push(std::mem::take(&mut current)),
+                other => current.push(other),
+            }
+        }
+        // `current` holds an unterminated last line: discarded, like its event.
+        let (mut data, mut event_type, mut id) = (String::new(), String::new(), String::new());
+        let mut out = Vec::new();
+        for line in lines {
+            if line.is_empty() {
+                if !data.is_empty() {
+                    data.pop();
+                    let event_type = if event_type.is_empty() {
+                        "message".to_string()
+                    } else {
+                        event_type.clone()
+                    };
+                    out.push(Owned::Event {
+                        event_type,
+                        data: data.clone(),
+                        id: id.clone(),
+                        oversize: false,
+                    });
+                }
+                data.clear();
+                event_type.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (name, value) = match line.split_once(':') {
+                Some((name, value)) => (name, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line.as_str(), ""),
+            };
+            match name {
+                "event" => event_type = value.to_string(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "id" if !value.contains('\0') => id = value.to_string(),
+                "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                    out.push(Owned::Retry(value.parse().unwrap_or(u64::MAX)));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn streaming_parser_agrees_with_the_naive_one() {
+        let mut rng = SplitMix(7);
+        for _ in 0..5000 {
+            let input = random_stream(&mut rng);
+            let expected = naive_parse(&input);
+            let mut chunks = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len().min(13));
+                chunks.push(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(
+                parse_chunks(&chunks, 1 << 20),
+                expected,
+                "input {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
 }
