@@ -17,7 +17,7 @@ PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean \
-	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test ci-extra
+	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test bench soak
 
 all: build
 
@@ -57,6 +57,14 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf demo-archive dist
+
+# Benchmarks (not tests): prints a Markdown table; about 3-4 minutes.
+bench:
+	sh tests/bench/bench.sh
+
+# Soak: a million events through every fault, then an exactness check; bounded to ~10 minutes.
+soak:
+	sh tests/bench/soak.sh
 
 # ---- Static builds for the Raspberry Pi family (see ../shared/CROSS.md) ----------------------
 # Each puts a static, stripped, size-optimised binary in dist/<name>/.

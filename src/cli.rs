@@ -81,6 +81,8 @@ SERVE OPTIONS:
     --cut-mid-event         close in the middle of an event instead of between events
     --stall-after N         once, after N events, stop sending but keep the socket open
     --status-first CODE     answer the first request with CODE (429 and 503 add Retry-After: 1)
+    --chaos SEED            each connection ends after 1-5000 events: closed, cut mid-event or
+                            stalled, at random but reproducible from SEED (soak tests)
     --id-timestamps         ids carry meta.dt timestamps instead of offsets, like EventStreams
                             today; resuming by timestamp resends events of the boundary millisecond
     --keepalive SECS        send a comment line after SECS seconds without events [default: 15]
@@ -169,6 +171,8 @@ pub struct ServeArgs {
     pub status_first: Option<u16>,
     pub keepalive: Duration,
     pub id_timestamps: bool,
+    /// `--chaos SEED`: random disconnects, cuts and stalls, reproducible from the seed.
+    pub chaos_seed: Option<u64>,
     pub verbosity: i32,
 }
 
@@ -453,6 +457,7 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
         status_first: None,
         keepalive: Duration::from_secs(15),
         id_timestamps: false,
+        chaos_seed: None,
         verbosity: 0,
     };
     while let Some(arg) = parser.next()? {
@@ -475,6 +480,7 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
             }
             Long("cut-mid-event") => args.cut_mid_event = true,
             Long("id-timestamps") => args.id_timestamps = true,
+            Long("chaos") => args.chaos_seed = Some(number(&mut parser, "--chaos", 0, u64::MAX)?),
             Long("stall-after") => {
                 args.stall_after = Some(number(&mut parser, "--stall-after", 0, u64::MAX)?)
             }

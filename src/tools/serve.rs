@@ -311,12 +311,12 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     log::info!("{} {} from offset {start}", request.method, request.path);
     socket.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n\
-          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )?;
     if request.method == "HEAD" {
         return Ok(());
     }
-    stream_events(socket, shared, &topic, start)
+    stream_events(socket, shared, &topic, start, request_idx)
 }
 
 fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
@@ -350,13 +350,48 @@ fn position(shared: &Shared, idx: usize) -> Position {
     }
 }
 
+/// How one connection ends: after how many events, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    disconnect_after: Option<u64>,
+    cut_mid_event: bool,
+    stall: bool,
+}
+
+/// The plan for connection `request_idx`: the fault flags as given, or under `--chaos SEED` a
+/// reproducible random mix: 1 to 5000 events, then a clean close, a cut in the middle of an
+/// event (half the time) or a stall (one connection in 25).
+fn plan(args: &ServeArgs, request_idx: u64) -> Plan {
+    let Some(seed) = args.chaos_seed else {
+        return Plan {
+            disconnect_after: args.disconnect_every,
+            cut_mid_event: args.cut_mid_event,
+            stall: false,
+        };
+    };
+    let mut state = (seed ^ request_idx.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    Plan {
+        disconnect_after: Some(1 + next() % 5000),
+        cut_mid_event: next() % 2 == 0,
+        stall: next() % 25 == 0,
+    }
+}
+
 fn stream_events(
     mut socket: TcpStream,
     shared: &Shared,
     topic: &str,
     start: usize,
+    request_idx: u64,
 ) -> io::Result<()> {
     let args = &shared.args;
+    let plan = plan(args, request_idx);
     let mut batch = Vec::with_capacity(CHUNK_BYTES * 2);
     if let Some(retry) = args.retry_ms {
         batch.extend_from_slice(format!("retry: {retry}\n\n").as_bytes());
@@ -372,8 +407,13 @@ fn stream_events(
                 std::thread::sleep(due - now);
             }
         }
-        if args.disconnect_every == Some(n_sent) {
-            if args.cut_mid_event {
+        if plan.disconnect_after == Some(n_sent) {
+            if plan.stall {
+                write_chunk(&mut socket, &batch)?;
+                log::info!("stalling after {n_sent} events (--chaos)");
+                return hold_until_closed(&mut socket);
+            }
+            if plan.cut_mid_event {
                 let mut next = Vec::new();
                 frame(
                     &mut next,
@@ -488,5 +528,24 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "event: message\nid: [{\"topic\":\"eqiad.mediawiki.recentchange\",\"partition\":0,\"offset\":7}]\ndata: {}\n\n"
         );
+    }
+
+    #[test]
+    fn chaos_plans_mix_all_faults_reproducibly() {
+        let cli = crate::cli::parse_args(
+            ["serve", "--input", "x", "--chaos", "3"].map(std::ffi::OsString::from),
+        );
+        let Ok(crate::cli::Command::Serve(args)) = cli else {
+            panic!("serve args")
+        };
+        let plans: Vec<Plan> = (0..500).map(|idx| plan(&args, idx)).collect();
+        assert!(
+            plans
+                .iter()
+                .all(|p| p.disconnect_after.is_some_and(|n| (1..=5000).contains(&n)))
+        );
+        assert!(plans.iter().any(|p| p.stall) && plans.iter().any(|p| p.cut_mid_event));
+        assert!(plans.iter().any(|p| !p.stall && !p.cut_mid_event));
+        assert_eq!(plans[7], plan(&args, 7));
     }
 }

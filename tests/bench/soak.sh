@@ -1,0 +1,96 @@
+#!/bin/sh
+# make soak: 1 000 000 events from serve --chaos (random disconnects after 1-5000 events, random
+# cuts in the middle of events, stalls), 20 kill -9 restarts and 5 SIGUSR1 rotations; then the
+# archive must equal the served sequence exactly. Bounded to about 10 minutes.
+#   SOAK_EVENTS (default 1000000), SOAK_SEED (default: from the clock, printed).
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+n_events=${SOAK_EVENTS:-1000000}
+seed=${SOAK_SEED:-$(date +%s)}
+work="$root/target/soak"
+mkdir -p "$work"
+bin="$root/target/release/wikistream-archiver"
+cargo build --locked --release --quiet
+corpus="$work/corpus-$n_events.ndjson"
+if [ ! -s "$corpus" ]; then
+    echo "generating $n_events events (reused next time) ..." >&2
+    python3 fixtures/make_recentchange.py "$n_events" 9 > "$corpus.tmp"
+    mv "$corpus.tmp" "$corpus"
+fi
+grep -v '"domain":"canary"' "$corpus" > "$work/expected.ndjson"
+last_offset=$((n_events - 1))
+out="$work/archive"
+rm -rf "$out"
+echo "soak seed $seed" >&2
+
+serve_pid=
+archiver_pid=
+cleanup() {
+    [ -n "$archiver_pid" ] && kill -9 "$archiver_pid" 2>/dev/null
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
+"$bin" serve --input "$corpus" --chaos "$seed" --retry 10 --rate 8000 > "$work/serve.out" 2> "$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
+
+start_archiver() {
+    "$bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$out" \
+        --checkpoint-interval 1 --idle-timeout 2 --rotate-minute off --rotate-events 200000 \
+        --log-timestamps off >> "$work/archiver.log" 2>&1 &
+    archiver_pid=$!
+}
+
+# A reproducible sequence of waits from the seed.
+rand_state=$seed
+rand() { rand_state=$(( (rand_state * 1103515245 + 12345) % 2147483648 )); echo $(( rand_state % $1 )); }
+
+n_kills=0
+n_usr1=0
+for kill_idx in $(seq 20); do
+    start_archiver
+    sleep "$(( 1 + $(rand 4) )).$(rand 10)"
+    if [ $((kill_idx % 4)) -eq 0 ] && [ "$n_usr1" -lt 5 ]; then
+        kill -USR1 "$archiver_pid"
+        n_usr1=$((n_usr1 + 1))
+        sleep 0.5
+    fi
+    kill -9 "$archiver_pid"
+    wait "$archiver_pid" 2>/dev/null || true
+    n_kills=$((n_kills + 1))
+done
+while [ "$n_usr1" -lt 5 ]; do
+    start_archiver
+    sleep 1
+    kill -USR1 "$archiver_pid"
+    n_usr1=$((n_usr1 + 1))
+    sleep 1
+    kill -TERM "$archiver_pid"
+    wait "$archiver_pid" || true
+done
+start_archiver
+deadline=$(( $(date +%s) + 480 ))
+until grep -q "offset\\\\\":$last_offset}" "$out/checkpoint.json" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "soak: the archive did not catch up in time" >&2; exit 1; }
+    sleep 1
+done
+kill -TERM "$archiver_pid"
+wait "$archiver_pid"
+archiver_pid=
+
+for f in "$out"/*.ndjson.gz; do gzip -t "$f"; done
+zcat "$out"/recentchange-*.ndjson.gz > "$work/archived.ndjson"
+n_served=$(wc -l < "$work/expected.ndjson")
+n_duplicated=$(sort "$work/archived.ndjson" | uniq -d | wc -l)
+n_lost=$(sort -u "$work/archived.ndjson" | comm -13 - "$(sort "$work/expected.ndjson" > "$work/expected.sorted" && echo "$work/expected.sorted")" | wc -l)
+same_order=no
+cmp -s "$work/archived.ndjson" "$work/expected.ndjson" && same_order=yes
+n_closes=$(grep -c "closing the connection" "$work/serve.log" || true)
+n_cuts=$(grep -c "cutting the connection" "$work/serve.log" || true)
+n_stalls=$(grep -c "stalling after" "$work/serve.log" || true)
+echo "soak: $n_served events served; faults: $n_closes clean disconnects, $n_cuts mid-event cuts, $n_stalls stalls, $n_kills kill -9 restarts, $n_usr1 SIGUSR1 rotations"
+echo "soak: $(ls "$out"/recentchange-*.ndjson.gz | wc -l) files; events lost: $n_lost; duplicated: $n_duplicated; same order: $same_order"
+[ "$n_lost" -eq 0 ] && [ "$n_duplicated" -eq 0 ] && [ "$same_order" = yes ]
