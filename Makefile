@@ -105,11 +105,14 @@ cross-setup:
 cross-test:
 	sh tests/packaging/cross-test.sh $(DIST)
 
-# Debian packages from the static binaries (amd64, arm64; armhf when dist/armv7 exists).
+# Debian packages from the static binaries (amd64, arm64; armhf when a 32-bit ARM build exists).
 deb: musl aarch64
 	sh packaging/debian/build-deb.sh $(DIST)/x86_64/$(BIN) amd64 $(DIST)
 	sh packaging/debian/build-deb.sh $(DIST)/aarch64/$(BIN) arm64 $(DIST)
-	if [ -x $(DIST)/armv7/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv7/$(BIN) armhf $(DIST); fi
+	# armhf from the ARMv6 build when present: it runs on Raspberry Pi OS (ARMv6) and on
+	# Debian armhf (ARMv7) alike; the armv7 build only on the latter.
+	if [ -x $(DIST)/armv6/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv6/$(BIN) armhf $(DIST); \
+	elif [ -x $(DIST)/armv7/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv7/$(BIN) armhf $(DIST); fi
 
 # Installs the amd64 package on this machine, checks it, runs it, removes it; and runs the
 # runit service under runsv through a SIGKILL. Needs root.
