@@ -17,7 +17,7 @@ PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean \
-	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test bench soak
+	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test bench soak fuzz
 
 all: build
 
@@ -61,6 +61,21 @@ clean:
 # Benchmarks (not tests): prints a Markdown table; about 3-4 minutes.
 bench:
 	sh tests/bench/bench.sh
+
+# Fuzzing (nightly + cargo-fuzz, installed if missing): each target FUZZ_SECONDS (default 60).
+# New inputs go to target/fuzz-corpus; fuzz/corpus holds the committed seeds.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := sse checkpoint gzip_members
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+	for target in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz-corpus/$$target; \
+	  cargo +nightly fuzz run $$target target/fuzz-corpus/$$target fuzz/corpus/$$target \
+	    -- -max_total_time=$(FUZZ_SECONDS) > target/fuzz-$$target.log 2>&1 \
+	    || { tail -n 40 target/fuzz-$$target.log; exit 1; }; \
+	  echo "$$target: $$(grep -o 'Done [0-9]* runs in [0-9]* second' target/fuzz-$$target.log)"; \
+	done
 
 # Soak: a million events through every fault, then an exactness check; bounded to ~10 minutes.
 soak:

@@ -392,7 +392,7 @@ impl Jitter {
     }
 
     /// A number in `[0, 1)`.
-    pub fn next(&mut self) -> f64 {
+    pub fn next_fraction(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -445,7 +445,7 @@ mod tests {
     fn jitter_is_in_range() {
         let mut jitter = Jitter(12345);
         for _ in 0..1000 {
-            let j = jitter.next();
+            let j = jitter.next_fraction();
             assert!((0.0..1.0).contains(&j));
         }
     }

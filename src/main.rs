@@ -3,19 +3,10 @@
 //! This file is thin on purpose: parse the command line, set up logging, run the subcommand and
 //! turn its result into one of the documented exit codes. Everything else lives in modules.
 
-mod archive;
-mod cli;
-mod client;
-mod event;
-mod health;
-mod run;
-mod sse;
-mod stats;
-mod tools;
-
 use std::io::Write;
 
-use crate::cli::Command;
+use wikistream_archiver::cli::{self, Command};
+use wikistream_archiver::{archive, run, tools};
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -518,7 +518,7 @@ impl Session {
                 }
             }
             let delay = backoff
-                .next_delay(jitter.next())
+                .next_delay(jitter.next_fraction())
                 .max(retry_after.unwrap_or_default());
             log::info!("reconnecting in {:.3} s", delay.as_secs_f64());
 

@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use self::checkpoint::{Checkpoint, FileKind, OpenFile};
-use self::writer::{Segment, intact_prefix, sync_dir};
+pub use self::writer::{IntactPrefix, intact_prefix};
+use self::writer::{Segment, sync_dir};
 use crate::event::RecentIds;
 
 /// An archive error always names the file or directory involved.
