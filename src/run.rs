@@ -494,10 +494,13 @@ impl Session {
                     }
                 }
                 Err(e) => {
-                    if !ever_connected && !e.is_retryable() {
+                    // A refused stored position is not a configuration error, even at start.
+                    let refused_id =
+                        matches!(e, client::Error::Status { code: 400, .. }) && resume_id.is_some();
+                    if !ever_connected && !e.is_retryable() && !refused_id {
                         return Err(Error::Client(e));
                     }
-                    if let (client::Error::Status { code: 400, .. }, Some(id)) = (&e, resume_id) {
+                    if let (true, Some(id)) = (refused_id, resume_id) {
                         // The server no longer knows this position: continue from the last
                         // archived time instead, which may leave a gap.
                         since_fallback = event::parse_dt_ms(&self.last_dt);

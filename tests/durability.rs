@@ -727,3 +727,40 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
         finished.stderr
     );
 }
+
+#[test]
+fn a_refused_stored_id_falls_back_to_since_the_last_archived_time() {
+    let dir = util::temp_dir();
+    let events = make_events(100, 1);
+    let input = write_input(dir.path(), &events);
+    let serve = Serve::start(&input, &[], dir.path());
+    let output_dir = dir.path().join("archive");
+    fs::create_dir_all(&output_dir).expect("mkdir");
+    // A checkpoint whose id the server no longer accepts (serve answers 400 to it).
+    let last_dt =
+        serde_json::from_str::<serde_json::Value>(&events[49]).expect("json")["meta"]["dt"]
+            .as_str()
+            .expect("dt")
+            .to_string();
+    let saved = serde_json::json!({
+        "version": 1, "files": [], "last_event_id": "expired", "last_dt": last_dt,
+        "recent_ids": [], "next_seq": 1,
+    });
+    fs::write(output_dir.join("checkpoint.json"), saved.to_string()).expect("checkpoint");
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "50"],
+        dir.path(),
+    );
+    serve.stop();
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("refused Last-Event-ID expired"),
+        "{}",
+        finished.stderr
+    );
+    // since= the last archived time resends that event; its meta.id is not in the (empty)
+    // checkpoint window, so it is archived again: the documented cost of a refused id.
+    util::assert_same_events(&util::archive_lines(&output_dir), &events[49..99]);
+}
