@@ -14,6 +14,12 @@ use flate2::write::GzEncoder;
 
 use super::Error;
 
+/// Lines are gathered into blocks of this size before they reach the compressor: flate2's
+/// pure-Rust backend zeroes its 32 KB output buffer on every call, so one call per line would
+/// cost more than compressing the line (measured with callgrind: a quarter of all instructions
+/// at the live rate went to memset).
+const STAGING_BYTES: usize = 64 * 1024;
+
 /// Compressed output is buffered in blocks of this size: large enough that a Pi's SD card sees few
 /// small writes, small enough to be irrelevant for RSS.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
@@ -45,6 +51,8 @@ pub struct Segment {
     level: Compression,
     /// `None` only transiently while one member is ended and the next begun.
     encoder: Option<Encoder>,
+    /// Uncompressed lines not yet handed to the encoder.
+    staging: Vec<u8>,
     n_lines: u64,
     /// Lines and bytes of the durable prefix: complete members, fsynced.
     n_lines_durable: u64,
@@ -104,27 +112,37 @@ impl Segment {
             final_path,
             level,
             encoder: Some(GzEncoder::new(counting, level)),
+            staging: Vec::with_capacity(STAGING_BYTES),
             n_lines,
             n_lines_durable: n_lines,
             durable_len: length,
         }
     }
 
-    fn encoder(&mut self) -> &mut Encoder {
-        self.encoder
-            .as_mut()
-            .expect("the encoder is replaced before end_member returns")
-    }
-
     /// Appends `line` and a line feed.
     pub fn write_line(&mut self, line: &[u8]) -> Result<(), Error> {
-        let encoder = self.encoder();
-        let result = encoder
-            .write_all(line)
-            .and_then(|()| encoder.write_all(b"\n"));
-        result.map_err(|e| Error::io("writing", &self.part_path, e))?;
+        self.staging.extend_from_slice(line);
+        self.staging.push(b'\n');
         self.n_lines += 1;
+        if self.staging.len() >= STAGING_BYTES {
+            self.drain_staging()?;
+        }
         Ok(())
+    }
+
+    /// Hands the staged lines to the compressor.
+    fn drain_staging(&mut self) -> Result<(), Error> {
+        let encoder = self
+            .encoder
+            .as_mut()
+            .expect("the encoder is replaced before end_member returns");
+        let result = encoder.write_all(&self.staging);
+        self.staging.clear();
+        if self.staging.capacity() > 4 * STAGING_BYTES {
+            // One oversize line must not keep megabytes around.
+            self.staging.shrink_to(STAGING_BYTES);
+        }
+        result.map_err(|e| Error::io("writing", &self.part_path, e))
     }
 
     /// Lines written so far (durable or not).
@@ -155,6 +173,7 @@ impl Segment {
         if self.n_lines == self.n_lines_durable {
             return Ok(());
         }
+        self.drain_staging()?;
         let encoder = self
             .encoder
             .take()
