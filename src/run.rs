@@ -385,8 +385,12 @@ impl Session {
     /// Completes every open file.
     fn close(&mut self) -> Result<(), archive::Error> {
         let now = self.clock.now();
+        let had_open_file = self.archive.open_file().is_some();
         let (archive, cursor) = self.archive_and_cursor();
         archive.close(cursor, now)?;
+        if had_open_file {
+            self.stats.rotations.add(rotate::Reason::Shutdown.index());
+        }
         self.stats
             .bytes_written
             .store(self.archive.bytes_written(), Ordering::Relaxed);
