@@ -17,7 +17,7 @@ PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean \
-	musl aarch64 armv7 armv6 cross cross-setup cross-test deb package-test bench soak fuzz
+	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz
 
 all: build
 
@@ -119,6 +119,10 @@ cross-setup:
 # Runs each ARM binary in dist/ under qemu: --version, then archive 1000 events from serve.
 cross-test:
 	sh tests/packaging/cross-test.sh $(DIST)
+
+# The whole integration suite against the aarch64 build under qemu (about 40 s).
+cross-suite: aarch64
+	CROSS_RUNNER=qemu-aarch64-static CROSS_BIN=$(DIST)/aarch64/$(BIN) $(CARGO) test --locked --test integration
 
 # Debian packages from the static binaries (amd64, arm64; armhf when a 32-bit ARM build exists).
 deb: musl aarch64
