@@ -369,7 +369,6 @@ impl Session {
         self.dirty = false;
         self.last_checkpoint = Instant::now();
         self.stats.write_error_since.store(0, Ordering::Relaxed);
-
         Ok(())
     }
 
@@ -384,13 +383,11 @@ impl Session {
 
     /// Completes every open file.
     fn close(&mut self) -> Result<(), archive::Error> {
+        // The segment goes the way of every rotation (and is counted like one); then the rest.
+        self.rotate(rotate::Reason::Shutdown)?;
         let now = self.clock.now();
-        let had_open_file = self.archive.open_file().is_some();
         let (archive, cursor) = self.archive_and_cursor();
         archive.close(cursor, now)?;
-        if had_open_file {
-            self.stats.rotations.add(rotate::Reason::Shutdown.index());
-        }
         self.stats
             .bytes_written
             .store(self.archive.bytes_written(), Ordering::Relaxed);

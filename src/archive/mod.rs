@@ -347,21 +347,21 @@ impl Archive {
         let dir = self.cfg.dir.clone();
         let mut orphans = Vec::new();
         for (name, _) in list_dir(&dir)? {
-            let final_name = match self.cfg.naming.parse(&name) {
+            let open = match self.cfg.naming.parse(&name) {
                 Some((seq, final_name)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
-                    final_name
+                    final_name.map(|f| (f, FileKind::Segment))
                 }
-                None => rejects_final_name(&name),
+                None => rejects_final_name(&name).map(|f| (f, FileKind::Rejects)),
             };
-            if let Some(final_name) = final_name
+            if let Some((final_name, kind)) = open
                 && !listed.contains(&name)
             {
-                orphans.push((name, final_name));
+                orphans.push((name, final_name, kind));
             }
         }
-        orphans.sort();
-        for (name, final_name) in orphans {
+        orphans.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, final_name, kind) in orphans {
             let path = dir.join(&name);
             let prefix = intact_prefix(&path)?;
             if prefix.length == 0 {
@@ -397,7 +397,7 @@ impl Archive {
                 final_path.display(),
                 prefix.n_lines
             );
-            self.completed(final_path);
+            self.completed(final_path, kind);
         }
         Ok(())
     }
@@ -598,17 +598,26 @@ impl Archive {
         let Some(open) = self.segment.take() else {
             return Ok(None);
         };
+        let path = self.complete(open, cursor, &format!("rotation by {reason}"))?;
+        self.apply_retention(now)?;
+        Ok(Some(path))
+    }
+
+    /// Completes a file taken out of `self`: seal it, checkpoint without it, rename it, and hand
+    /// it to `--on-ready`. The checkpoint comes before the rename (see `SealedSegment::complete`).
+    fn complete(
+        &mut self,
+        open: OpenSegment,
+        cursor: Cursor<'_>,
+        why: &str,
+    ) -> Result<PathBuf, Error> {
         let sealed = open.segment.seal()?;
         self.write_checkpoint(cursor, None)?;
         let n_lines = sealed.n_lines;
         let path = sealed.complete()?;
-        log::info!(
-            "completed {} ({n_lines} lines, rotation by {reason})",
-            path.display()
-        );
-        self.completed(path.clone());
-        self.apply_retention(now)?;
-        Ok(Some(path))
+        log::info!("completed {} ({n_lines} lines, {why})", path.display());
+        self.completed(path.clone(), open.kind);
+        Ok(path)
     }
 
     /// Deletes completed files beyond `--keep-days` / `--max-archive-bytes`, oldest first, never
@@ -651,26 +660,19 @@ impl Archive {
     pub fn close(&mut self, cursor: Cursor<'_>, now: OffsetDateTime) -> Result<(), Error> {
         self.rotate(rotate::Reason::Shutdown, cursor, now)?;
         if let Some(open) = self.rejects.take() {
-            let sealed = open.segment.seal()?;
-            self.write_checkpoint(cursor, None)?;
-            let n_lines = sealed.n_lines;
-            let path = sealed.complete()?;
-            log::info!("completed {} ({n_lines} rejects)", path.display());
-            self.completed(path);
+            self.complete(open, cursor, "rejects, at shutdown")?;
         }
         Ok(())
     }
 
-    /// Records a completed file and starts the `--on-ready` program for it.
-    fn completed(&mut self, path: PathBuf) {
+    /// Records a completed file and starts the `--on-ready` program for it (archive files only,
+    /// not rejects).
+    fn completed(&mut self, path: PathBuf, kind: FileKind) {
         self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
         let Some(program) = &self.cfg.on_ready else {
             return;
         };
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("rejects-"))
-        {
+        if kind == FileKind::Rejects {
             return;
         }
         match Command::new(program)
