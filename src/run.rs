@@ -368,7 +368,6 @@ impl Session {
         archive.checkpoint(cursor)?;
         self.dirty = false;
         self.last_checkpoint = Instant::now();
-        self.stats.write_error_since.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -419,10 +418,12 @@ impl Session {
             .open_file_bytes
             .store(open_bytes, Ordering::Relaxed);
         self.stats.try_set_status_text(open_file, &self.resume_id);
-        Stats::add(
-            &self.stats.checkpoints,
-            self.archive.take_checkpoint_count(),
-        );
+        // Any checkpoint (periodic, new file, rotation) proves that writing works again.
+        let n_checkpoints = self.archive.take_checkpoint_count();
+        if n_checkpoints > 0 {
+            Stats::add(&self.stats.checkpoints, n_checkpoints);
+            self.stats.write_error_since.store(0, Ordering::Relaxed);
+        }
         Ok(())
     }
 
