@@ -583,17 +583,19 @@ impl Session {
             return;
         }
         self.n_events_this_connection += 1;
+        // One clock read per event serves the health gauge, rotation and the rejects line.
+        let now = self.clock.now();
         self.stats
             .last_event_at_ms
-            .store(unix_ms(self.clock.now()), Ordering::Relaxed);
+            .store(unix_ms(now), Ordering::Relaxed);
         let result = if event.oversize {
-            self.reject(RejectReason::Oversize, &event)
+            self.reject(RejectReason::Oversize, &event, now)
         } else if event.event_type != "message" {
-            self.reject(RejectReason::UnexpectedType, &event)
+            self.reject(RejectReason::UnexpectedType, &event, now)
         } else {
             match event::inspect(event.data) {
-                Err(reason) => self.reject(reason, &event),
-                Ok(meta) => self.archive_event(event.data, &meta),
+                Err(reason) => self.reject(reason, &event, now),
+                Ok(meta) => self.archive_event(event.data, &meta, now),
             }
         };
         if let Err(e) = result {
@@ -618,7 +620,12 @@ impl Session {
         }
     }
 
-    fn archive_event(&mut self, data: &str, meta: &event::Meta<'_>) -> Result<(), archive::Error> {
+    fn archive_event(
+        &mut self,
+        data: &str,
+        meta: &event::Meta<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), archive::Error> {
         if meta.is_canary() && !self.cfg.keep_canary {
             Stats::add(&self.stats.canaries, 1);
             log::trace!("dropped canary event {:?}", meta.id);
@@ -635,7 +642,6 @@ impl Session {
             log::debug!("dropped duplicate event {:?}", meta.id);
             return Ok(());
         }
-        let now = self.clock.now();
         if let Some(reason) = self.archive.rotation_due(now) {
             self.rotate(reason)?;
         }
@@ -690,8 +696,8 @@ impl Session {
         &mut self,
         reason: RejectReason,
         event: &sse::Event<'_>,
+        now: OffsetDateTime,
     ) -> Result<(), archive::Error> {
-        let now = self.clock.now();
         let line = reject_line(now, reason, event);
         log::warn!(
             "rejected event {} ({reason}, {} bytes of data)",
