@@ -362,3 +362,21 @@ fn refused_connections_are_retried_until_sigterm() {
         "no event, so no file"
     );
 }
+
+#[test]
+fn serve_reads_gzip_input_too() {
+    use std::io::Write;
+    let dir = util::temp_dir();
+    let input = dir.path().join("input.ndjson.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&input).expect("create"),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(&std::fs::read(util::fixture("recentchange-200.ndjson")).expect("fixture"))
+        .expect("write");
+    encoder.finish().expect("finish");
+    let expected = util::expected_archive(&fixture_events());
+    let (dir, _) = archive_from_serve(&input, &[], &[], expected.len());
+    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
+}

@@ -41,14 +41,14 @@ struct Events {
 impl Events {
     fn load(path: &Path) -> Result<Events, Error> {
         let context = || format!("reading {}", path.display());
-        let mut file = File::open(path).map_err(|e| Error::new(context(), e))?;
-        let mut magic = [0u8; 2];
-        let n_magic = file
-            .read(&mut magic)
-            .map_err(|e| Error::new(context(), e))?;
-        let file = File::open(path).map_err(|e| Error::new(context(), e))?;
-        let reader: Box<dyn Read> = if n_magic == 2 && magic == [0x1f, 0x8b] {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+        let mut file = BufReader::new(File::open(path).map_err(|e| Error::new(context(), e))?);
+        // Peek at the gzip magic without consuming it.
+        let is_gzip = file
+            .fill_buf()
+            .map_err(|e| Error::new(context(), e))?
+            .starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn BufRead> = if is_gzip {
+            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(file)))
         } else {
             Box::new(file)
         };
@@ -57,7 +57,6 @@ impl Events {
             lines: Vec::new(),
             dt_ms: Vec::new(),
         };
-        let mut reader = BufReader::new(reader);
         let mut line = Vec::new();
         loop {
             line.clear();
