@@ -198,12 +198,11 @@ mod tests {
 
     #[test]
     fn write_then_read() {
-        let dir = std::env::temp_dir().join(format!("wsa-checkpoint-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        assert_eq!(read(&dir).unwrap(), None);
-        write(&dir, &sample()).unwrap();
-        assert_eq!(read(&dir).unwrap(), Some(sample()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(read(dir).unwrap(), None);
+        write(dir, &sample()).unwrap();
+        assert_eq!(read(dir).unwrap(), Some(sample()));
         assert!(!dir.join("checkpoint.json.tmp").exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -340,7 +340,8 @@ mod tests {
 
     #[test]
     fn members_seal_and_intact_prefix() {
-        let dir = tempdir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let part = dir.join("x.part");
         let mut segment = Segment::create(part.clone(), dir.join("x"), 6).unwrap();
         segment.write_line(b"{\"a\":1}").unwrap();
@@ -365,11 +366,7 @@ mod tests {
             }
         );
         let final_path = sealed.complete().unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(File::open(&final_path).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(gunzip(&final_path), "{\"a\":1}\n{\"a\":2}\n");
 
         // A torn tail: the intact prefix ends at the last whole member.
         let mut bytes = fs::read(&final_path).unwrap();
@@ -381,12 +378,12 @@ mod tests {
         fs::write(&final_path, &bytes).unwrap();
         let prefix = intact_prefix(&final_path).unwrap();
         assert_eq!((prefix.length, prefix.n_lines), (len1, 1));
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn reopen_cuts_to_the_durable_length_and_appends() {
-        let dir = tempdir();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let part = dir.join("y.part");
         let mut segment = Segment::create(part.clone(), dir.join("y"), 1).unwrap();
         segment.write_line(b"1").unwrap();
@@ -397,23 +394,15 @@ mod tests {
         let mut segment = Segment::reopen(part.clone(), dir.join("y"), 1, len, n).unwrap();
         segment.write_line(b"2").unwrap();
         let path = segment.seal().unwrap().complete().unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(File::open(&path).unwrap())
-            .read_to_string(&mut text)
-            .unwrap();
-        assert_eq!(text, "1\n2\n");
-        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(gunzip(&path), "1\n2\n");
     }
 
-    fn tempdir() -> PathBuf {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wsa-writer-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// The whole decompressed text of a (multi-member) gzip file.
+    fn gunzip(path: &Path) -> String {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        text
     }
 }
