@@ -3,35 +3,15 @@
 # Not a test: it asserts nothing about time, it measures. Takes about 3-4 minutes.
 #   BENCH_EVENTS (default 500000) events in the corpus; BENCH_LIVE_SECS (default 60).
 set -eu
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+name=bench
 n_events=${BENCH_EVENTS:-500000}
+corpus_seed=42
 live_secs=${BENCH_LIVE_SECS:-60}
-work="$root/target/bench"
-mkdir -p "$work"
-bin="$root/target/release/wikistream-archiver"
-cargo build --locked --release --quiet
-corpus="$work/corpus-$n_events.ndjson"
-if [ ! -s "$corpus" ]; then
-    echo "generating $n_events events (seeded, reused next time) ..." >&2
-    python3 fixtures/make_recentchange.py "$n_events" 42 > "$corpus.tmp"
-    mv "$corpus.tmp" "$corpus"
-fi
-grep -v '"domain":"canary"' "$corpus" > "$work/archivable.ndjson"
-n_archivable=$(wc -l < "$work/archivable.ndjson")
+. "$(dirname "$0")/common.sh"
+trap stop_serve EXIT
+n_archivable=$(wc -l < "$work/expected.ndjson")
 input_bytes=$(wc -c < "$corpus")
-json_bytes=$(wc -c < "$work/archivable.ndjson")
-
-serve_pid=
-cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; return 0; }
-trap cleanup EXIT
-start_serve() {
-    cleanup
-    "$bin" serve --input "$corpus" -q "$@" > "$work/serve.out" 2>/dev/null &
-    serve_pid=$!
-    for _ in $(seq 300); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-    port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
-}
+json_bytes=$(wc -c < "$work/expected.ndjson")
 
 # run_archiver LABEL ARGS...: one timed run; appends "label wall user sys rss_kb out_bytes".
 run_archiver() {
@@ -46,17 +26,17 @@ run_archiver() {
 }
 
 : > "$work/results.txt"
-start_serve
+start_serve -q
 for level in 6 1; do
     for run in 1 2 3; do
         run_archiver "level$level-run$run" --max-events "$n_archivable" --level "$level"
     done
 done
 for level in 6 1; do
-    /usr/bin/time -f "%U %S" -o "$work/gzip$level.txt" gzip "-$level" < "$work/archivable.ndjson" > /dev/null
+    /usr/bin/time -f "%U %S" -o "$work/gzip$level.txt" gzip "-$level" < "$work/expected.ndjson" > /dev/null
 done
 
-start_serve --rate 100
+start_serve -q --rate 100
 rm -rf "$work/out"
 "$bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/out" -q &
 live_pid=$!
@@ -66,8 +46,7 @@ live_rss=$(awk '/VmHWM/ {print $2}' "/proc/$live_pid/status")
 kill -TERM "$live_pid"
 wait "$live_pid" || true
 clk_tck=$(getconf CLK_TCK)
-cleanup
-serve_pid=
+stop_serve
 
 host_size=$(stat -c %s "$bin")
 aarch64_size=none

@@ -4,38 +4,23 @@
 # archive must equal the served sequence exactly. Bounded to about 10 minutes.
 #   SOAK_EVENTS (default 1000000), SOAK_SEED (default: from the clock, printed).
 set -eu
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+name=soak
 n_events=${SOAK_EVENTS:-1000000}
+corpus_seed=9
 seed=${SOAK_SEED:-$(date +%s)}
-work="$root/target/soak"
-mkdir -p "$work"
-bin="$root/target/release/wikistream-archiver"
-cargo build --locked --release --quiet
-corpus="$work/corpus-$n_events.ndjson"
-if [ ! -s "$corpus" ]; then
-    echo "generating $n_events events (reused next time) ..." >&2
-    python3 fixtures/make_recentchange.py "$n_events" 9 > "$corpus.tmp"
-    mv "$corpus.tmp" "$corpus"
-fi
-grep -v '"domain":"canary"' "$corpus" > "$work/expected.ndjson"
+. "$(dirname "$0")/common.sh"
 last_offset=$((n_events - 1))
 out="$work/archive"
 rm -rf "$out"
 echo "soak seed $seed" >&2
 
-serve_pid=
 archiver_pid=
 cleanup() {
     [ -n "$archiver_pid" ] && kill -9 "$archiver_pid" 2>/dev/null
-    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
-    return 0
+    stop_serve
 }
 trap cleanup EXIT
-"$bin" serve --input "$corpus" --chaos "$seed" --retry 10 --rate 8000 > "$work/serve.out" 2> "$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
+start_serve --chaos "$seed" --retry 10 --rate 8000
 
 start_archiver() {
     "$bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$out" \
