@@ -38,6 +38,11 @@ fn write_input(dir: &Path, events: &[String]) -> PathBuf {
     path
 }
 
+/// Writes `events` as the input of a `serve` started with `flags`.
+fn serve_events(dir: &Path, events: &[String], flags: &[&str]) -> Serve {
+    Serve::start(&write_input(dir, events), flags, dir)
+}
+
 fn assert_all_gzip_valid(dir: &Path) {
     for name in util::data_files(dir) {
         let status = Command::new("gzip")
@@ -101,11 +106,10 @@ fn next_random(state: &mut u64) -> u64 {
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let dir = util::temp_dir();
     let events = make_events(9000, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(
-        &input,
-        &["--disconnect-every", "97", "--retry", "10", "--rate", "500"],
+    let serve = serve_events(
         dir.path(),
+        &events,
+        &["--disconnect-every", "97", "--retry", "10", "--rate", "500"],
     );
     let output_dir = dir.path().join("archive");
     let flags = [
@@ -160,9 +164,9 @@ fn timestamp_resumes_drop_resent_boundary_events_even_across_restarts() {
     let dir = util::temp_dir();
     // Three events per millisecond: every resume by timestamp resends up to two of them.
     let events = make_events(300, 3);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(
-        &input,
+    let serve = serve_events(
+        dir.path(),
+        &events,
         &[
             "--id-timestamps",
             "--disconnect-every",
@@ -170,7 +174,6 @@ fn timestamp_resumes_drop_resent_boundary_events_even_across_restarts() {
             "--retry",
             "10",
         ],
-        dir.path(),
     );
     let output_dir = dir.path().join("archive");
     let first = util::run_archiver(
@@ -232,11 +235,10 @@ fn rotation_by_count_with_on_ready_and_sequence_numbers() {
         .status()
         .expect("chmod");
     let events = make_events(230, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(
-        &input,
-        &["--disconnect-every", "33", "--retry", "10"],
+    let serve = serve_events(
         dir.path(),
+        &events,
+        &["--disconnect-every", "33", "--retry", "10"],
     );
     let output_dir = dir.path().join("archive");
     let finished = util::run_archiver(
@@ -291,8 +293,7 @@ fn rotation_by_count_with_on_ready_and_sequence_numbers() {
 fn rotation_by_bytes_and_wikistreamreader_names() {
     let dir = util::temp_dir();
     let events = make_events(1200, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &[], dir.path());
+    let serve = serve_events(dir.path(), &events, &[]);
     let output_dir = dir.path().join("archive");
     let finished = util::run_archiver(
         &serve.url(),
@@ -336,8 +337,7 @@ fn rotation_by_bytes_and_wikistreamreader_names() {
 fn rotation_at_the_configured_minute_with_a_driven_clock() {
     let dir = util::temp_dir();
     let events = make_events(1000, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &["--rate", "100"], dir.path());
+    let serve = serve_events(dir.path(), &events, &["--rate", "100"]);
     let output_dir = dir.path().join("archive");
     let mut cmd = archiver(&serve.url(), &output_dir, &["--rotate-minute", "5"]);
     cmd.env("WIKISTREAM_ARCHIVER_FAKE_NOW", "2025-01-31T12:04:58Z");
@@ -368,8 +368,7 @@ fn rotation_at_the_configured_minute_with_a_driven_clock() {
 fn sigusr1_completes_the_open_file() {
     let dir = util::temp_dir();
     let events = make_events(2000, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &["--rate", "200"], dir.path());
+    let serve = serve_events(dir.path(), &events, &["--rate", "200"]);
     let output_dir = dir.path().join("archive");
     let running = Running::start(archiver(&serve.url(), &output_dir, &[]), dir.path(), "run");
     running.wait_for_log("opened", Duration::from_secs(20));
@@ -462,8 +461,7 @@ fn a_second_instance_is_refused_with_exit_75() {
 fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member() {
     let dir = util::temp_dir();
     let events = make_events(3000, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &["--rate", "500"], dir.path());
+    let serve = serve_events(dir.path(), &events, &["--rate", "500"]);
     let output_dir = dir.path().join("archive");
     let running = Running::start(
         archiver(&serve.url(), &output_dir, &["--checkpoint-interval", "0.1"]),
@@ -515,11 +513,10 @@ fn a_resume_after_a_long_outage_warns_about_the_gap() {
         value["meta"]["dt"] = dt.into();
         *line = serde_json::to_string(&value).expect("json");
     }
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(
-        &input,
-        &["--disconnect-every", "10", "--retry", "10"],
+    let serve = serve_events(
         dir.path(),
+        &events,
+        &["--disconnect-every", "10", "--retry", "10"],
     );
     let output_dir = dir.path().join("archive");
     let finished = util::run_archiver(
@@ -593,9 +590,9 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
     let filler = tmpfs.path.join("filler");
     fs::write(&filler, vec![0u8; 640 * 1024 - 48 * 1024]).expect("filler");
     let events = make_events(2500, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(
-        &input,
+    let serve = serve_events(
+        dir.path(),
+        &events,
         &[
             "--rate",
             "1500",
@@ -604,7 +601,6 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
             "--retry",
             "10",
         ],
-        dir.path(),
     );
     let output_dir = tmpfs.path.join("archive");
     let flags = ["--checkpoint-interval", "0.2", "--status-port", "0"];
@@ -676,8 +672,7 @@ fn a_read_only_directory_is_a_clear_error_at_start() {
 fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
     let dir = util::temp_dir();
     let events = make_events(200, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &[], dir.path());
+    let serve = serve_events(dir.path(), &events, &[]);
     let output_dir = dir.path().join("archive");
     let finished = util::run_archiver(
         &serve.url(),
@@ -732,8 +727,7 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
 fn a_refused_stored_id_falls_back_to_since_the_last_archived_time() {
     let dir = util::temp_dir();
     let events = make_events(100, 1);
-    let input = write_input(dir.path(), &events);
-    let serve = Serve::start(&input, &[], dir.path());
+    let serve = serve_events(dir.path(), &events, &[]);
     let output_dir = dir.path().join("archive");
     fs::create_dir_all(&output_dir).expect("mkdir");
     // A checkpoint whose id the server no longer accepts (serve answers 400 to it).
