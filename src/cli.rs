@@ -11,14 +11,19 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
+use crate::filter::{Bots, Filter};
+
 /// The help text; an integration test checks that every flag the parser accepts is listed here.
 pub const HELP: &str = "\
 wikistream-archiver: archive Wikimedia EventStreams as rotating gzip NDJSON files
 
 USAGE:
     wikistream-archiver [run] [OPTIONS]        archive a stream (the default)
+    wikistream-archiver tail [OPTIONS]         print a stream's events instead of archiving them
+    wikistream-archiver cat [OPTIONS] [PATH..] print archived events (files or directories)
+    wikistream-archiver verify [OPTIONS] DIR   check an archive directory for damage and gaps
     wikistream-archiver parse [FILE]           print the SSE events of FILE (or stdin) as JSON lines
-    wikistream-archiver serve --input PATH     replay NDJSON(.gz) events as an EventStreams server
+    wikistream-archiver serve --input PATH..   replay archives as an EventStreams server
     wikistream-archiver --version | --help
 
 RUN OPTIONS:
@@ -63,8 +68,51 @@ RUN OPTIONS:
                             [default: no limit]
     --log-timestamps on|off timestamps on log lines; off for journald or svlogd, which add
                             their own [default: on]
+    --tee                   also print each archived event on stdout (see --format)
+    --format line|json      with --tee and tail: a readable line per event, or the data line
+                            [default: line]
     -v, --verbose           more log output (repeat for more); RUST_LOG overrides
     -q, --quiet             less log output (repeat for less)
+
+FILTERS (run, tail, cat; flags combine with AND, a flag's comma-separated values with OR):
+    --wiki LIST             keep events whose wiki is listed (enwiki,dewiki)
+    --type LIST             keep events of these types (edit,new,log,categorize)
+    --domain LIST           keep events of these meta.domain values and their subdomains
+                            (wikipedia.org keeps en.wikipedia.org)
+    --namespace LIST        keep events in these namespace numbers (0,14)
+    --no-bots               leave out events with bot: true
+    --bots-only             keep only events with bot: true
+    --match REGEX           keep events whose raw data line matches REGEX
+    --invert-match          with --match: keep events that do not match
+    Filtered-out events are counted (wikistream_filtered_total), never archived.
+
+TAIL:
+    wikistream-archiver tail [--stream NAMES | --url URL] [FILTERS] [--format line|json]
+    Connects, resumes and reconnects like run, and prints instead of archiving. Accepts
+    --stream --base-url --url --since --user-agent --ca-file --idle-timeout --max-events
+    --max-event-bytes --keep-canary --format --log-timestamps -v -q. Colour only on a
+    terminal and without NO_COLOR.
+
+CAT:
+    wikistream-archiver cat [FILTERS] [--from TIME] [--to TIME] [--count] [PATH..]
+    Prints the NDJSON of archive files, or of all archive files in directories (in sequence
+    order, the open .part file last), default the current directory. A torn or damaged gzip
+    tail is read up to its last intact member and reported on stderr.
+    --from TIME             keep events with meta.dt at or after TIME (ms or RFC 3339)
+    --to TIME               keep events with meta.dt before TIME
+    --count                 print the number of events per file and in total instead
+
+VERIFY:
+    wikistream-archiver verify [--gap SECS] [--offset-slack N] [--json] DIR
+    Summarises an archive directory (files, events, time range, bytes, compression, rejects,
+    canaries) and lists problems: damaged files, duplicate meta.ids (exact within a window of
+    the last 524288 events), offset jumps per topic-partition, and time gaps. Exit 1 when a
+    file is damaged or an event is duplicated. A progress line shows on a terminal.
+    --gap SECS              report meta.dt gaps longer than SECS [default: 300]
+    --offset-slack N        offset jumps over at most N offsets are not gaps: canaries, dropped
+                            unless --keep-canary, leave single holes [default: 1]
+                            (archives made with filters have holes by design: use a large N)
+    --json                  print the report as one JSON document
 
 PARSE:
     wikistream-archiver parse [FILE]
@@ -89,7 +137,8 @@ SERVE OPTIONS:
     Prints `listening on ADDR:PORT` as its first line on stdout.
 
 EXIT CODES:
-    0 success, 1 runtime failure, 2 usage error
+    0 success, 1 runtime failure (verify: damage found), 2 usage error,
+    75 another run holds the output directory
 ";
 
 /// The default User-Agent, descriptive as Wikimedia's policy asks.
@@ -103,6 +152,8 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 #[derive(Debug)]
 pub enum Command {
     Run(Box<RunArgs>),
+    Cat(CatArgs),
+    Verify(VerifyArgs),
     Parse(ParseArgs),
     Serve(ServeArgs),
     Help,
@@ -148,6 +199,61 @@ pub struct RunArgs {
     pub log_timestamps: bool,
     /// Net verbosity: +1 per `-v`, -1 per `-q`.
     pub verbosity: i32,
+    /// Which events to keep.
+    pub filter: Filter,
+    /// `tail` prints instead of archiving; `run --tee` does both.
+    pub output: Output,
+}
+
+/// What `run` and `tail` do with the events they keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Archive only (`run`).
+    Archive,
+    /// Archive and print (`run --tee`).
+    ArchiveAndPrint(Format),
+    /// Print only (`tail`): no output directory, no checkpoint; resumes within the process.
+    Print(Format),
+}
+
+impl Output {
+    /// The print format, when events are printed.
+    pub fn print_format(self) -> Option<Format> {
+        match self {
+            Output::Archive => None,
+            Output::ArchiveAndPrint(format) | Output::Print(format) => Some(format),
+        }
+    }
+}
+
+/// How `tail`, `run --tee` print events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One readable line per event.
+    Line,
+    /// The event's data line as received.
+    Json,
+}
+
+/// Options of `cat`.
+#[derive(Debug)]
+pub struct CatArgs {
+    /// Files or directories; none means the current directory.
+    pub paths: Vec<PathBuf>,
+    pub filter: Filter,
+    /// Print counts instead of events.
+    pub count: bool,
+}
+
+/// Options of `verify`.
+#[derive(Debug)]
+pub struct VerifyArgs {
+    pub dir: PathBuf,
+    /// Time gaps longer than this are problems.
+    pub gap: Duration,
+    /// Offset jumps that skip at most this many offsets are not gaps (dropped canaries).
+    pub offset_slack: u64,
+    pub json: bool,
 }
 
 /// Options of `parse`.
@@ -212,12 +318,21 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(word) if word == "run" => return run_cmd(parser, run),
-            Value(word) if (word == "parse" || word == "serve") && n_run_flags > 0 => {
+            Value(word) if word != "run" && n_run_flags > 0 => {
                 return Err(usage(format!(
                     "run options must not come before '{}'",
                     word.to_string_lossy()
                 )));
             }
+            Value(word) if word == "tail" => {
+                let tail = RunBuilder {
+                    tail: true,
+                    ..RunBuilder::default()
+                };
+                return run_cmd(parser, tail);
+            }
+            Value(word) if word == "cat" => return cat_cmd(parser),
+            Value(word) if word == "verify" => return verify_cmd(parser),
             Value(word) if word == "parse" => return parse_cmd(parser),
             Value(word) if word == "serve" => return serve_cmd(parser),
             Value(word) => {
@@ -268,12 +383,52 @@ struct RunBuilder {
     max_archive_bytes: Option<u64>,
     log_timestamps: Option<bool>,
     verbosity: i32,
+    filter: FilterBuilder,
+    /// Building `tail`: only the flags in `TAIL_FLAGS` (and filters) are accepted.
+    tail: bool,
+    tee: bool,
+    format: Option<Format>,
 }
+
+/// The `run` flags that also make sense for `tail` (which writes no files).
+const TAIL_FLAGS: [&str; 12] = [
+    "--stream",
+    "--base-url",
+    "--url",
+    "--since",
+    "--user-agent",
+    "--ca-file",
+    "--idle-timeout",
+    "--max-events",
+    "--max-event-bytes",
+    "--keep-canary",
+    "--format",
+    "--log-timestamps",
+];
 
 impl RunBuilder {
     /// Consumes `flag` (`--name` or `-c`) if it is a `run` option; returns false if it is not one.
     fn take(&mut self, parser: &mut lexopt::Parser, flag: &str) -> Result<bool, Error> {
+        if self.filter.take(parser, flag, false)? {
+            return Ok(true);
+        }
+        let verbosity_flag = matches!(flag, "-v" | "--verbose" | "-q" | "--quiet");
+        if self.tail && !verbosity_flag && !TAIL_FLAGS.contains(&flag) {
+            return Ok(false);
+        }
         match flag {
+            "--tee" => self.tee = true,
+            "--format" => {
+                self.format = match string_value(parser, flag)?.as_str() {
+                    "line" => Some(Format::Line),
+                    "json" => Some(Format::Json),
+                    other => {
+                        return Err(usage(format!(
+                            "invalid value for --format: '{other}' (line or json)"
+                        )));
+                    }
+                }
+            }
             "--stream" => self.streams = Some(string_value(parser, flag)?),
             "--base-url" => self.base_url = Some(string_value(parser, flag)?),
             "--url" => self.url = Some(string_value(parser, flag)?),
@@ -345,6 +500,15 @@ impl RunBuilder {
     }
 
     fn build(self) -> Result<Command, Error> {
+        let format = self.format.unwrap_or(Format::Line);
+        let output = match (self.tail, self.tee) {
+            (true, _) => Output::Print(format),
+            (false, true) => Output::ArchiveAndPrint(format),
+            (false, false) if self.format.is_some() => {
+                return Err(usage("--format needs --tee (or use 'tail')"));
+            }
+            (false, false) => Output::Archive,
+        };
         let source = match (self.url, self.streams) {
             (Some(_), Some(_)) => return Err(usage("--url and --stream cannot be used together")),
             (Some(url), None) => {
@@ -411,6 +575,8 @@ impl RunBuilder {
             },
             log_timestamps: self.log_timestamps.unwrap_or(true),
             verbosity: self.verbosity,
+            filter: self.filter.build()?,
+            output,
         })))
     }
 }
@@ -429,6 +595,143 @@ fn run_cmd(mut parser: lexopt::Parser, mut run: RunBuilder) -> Result<Command, E
         }
     }
     run.build()
+}
+
+/// Collects the filter flags shared by `run`, `tail` and `cat`.
+#[derive(Default)]
+struct FilterBuilder {
+    filter: Filter,
+    no_bots: bool,
+    bots_only: bool,
+}
+
+impl FilterBuilder {
+    /// Consumes `flag` if it is a filter (with `--from`/`--to` only when `times` is set).
+    fn take(
+        &mut self,
+        parser: &mut lexopt::Parser,
+        flag: &str,
+        times: bool,
+    ) -> Result<bool, Error> {
+        let filter = &mut self.filter;
+        match flag {
+            "--wiki" => filter.wikis = non_empty_list(parser, flag)?,
+            "--type" => filter.types = non_empty_list(parser, flag)?,
+            "--domain" => filter.domains = non_empty_list(parser, flag)?,
+            "--namespace" => {
+                filter.namespaces = non_empty_list(parser, flag)?
+                    .iter()
+                    .map(|n| {
+                        n.parse::<i64>().map_err(|_| {
+                            usage(format!(
+                                "invalid value for --namespace: '{n}' (comma-separated numbers)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--no-bots" => self.no_bots = true,
+            "--bots-only" => self.bots_only = true,
+            "--match" => {
+                let text = string_value(parser, flag)?;
+                if text.is_empty() {
+                    return Err(usage("invalid value for --match: the pattern is empty"));
+                }
+                let pattern = regex_lite::Regex::new(&text)
+                    .map_err(|e| usage(format!("invalid value for --match: '{text}': {e}")))?;
+                filter.pattern = Some(pattern);
+            }
+            "--invert-match" => filter.invert_match = true,
+            "--from" if times => {
+                filter.from_ms = Some(parse_time(flag, &string_value(parser, flag)?)?)
+            }
+            "--to" if times => filter.to_ms = Some(parse_time(flag, &string_value(parser, flag)?)?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn build(mut self) -> Result<Filter, Error> {
+        self.filter.bots = match (self.no_bots, self.bots_only) {
+            (true, true) => {
+                return Err(usage("--no-bots and --bots-only cannot be used together"));
+            }
+            (true, false) => Some(Bots::Exclude),
+            (false, true) => Some(Bots::Only),
+            (false, false) => None,
+        };
+        if self.filter.invert_match && self.filter.pattern.is_none() {
+            return Err(usage("--invert-match needs --match REGEX"));
+        }
+        if let (Some(from), Some(to)) = (self.filter.from_ms, self.filter.to_ms)
+            && from >= to
+        {
+            return Err(usage("--from must be earlier than --to"));
+        }
+        Ok(self.filter)
+    }
+}
+
+fn non_empty_list(parser: &mut lexopt::Parser, flag: &str) -> Result<Vec<String>, Error> {
+    let values = split_list(&string_value(parser, flag)?);
+    if values.is_empty() {
+        return Err(usage(format!("{flag} needs at least one value")));
+    }
+    Ok(values)
+}
+
+fn cat_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
+    let mut paths = Vec::new();
+    let mut filter = FilterBuilder::default();
+    let mut count = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("count") => count = true,
+            Value(path) => paths.push(PathBuf::from(path)),
+            other => {
+                let flag = flag_name(&other);
+                let unexpected = other.unexpected();
+                if !filter.take(&mut parser, &flag, true)? {
+                    return Err(unexpected.into());
+                }
+            }
+        }
+    }
+    if paths.is_empty() {
+        paths.push(PathBuf::from("."));
+    }
+    Ok(Command::Cat(CatArgs {
+        paths,
+        filter: filter.build()?,
+        count,
+    }))
+}
+
+fn verify_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
+    let mut dir = None;
+    let mut gap = Duration::from_secs(300);
+    let mut offset_slack = 1;
+    let mut json = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("gap") => gap = Duration::from_secs(number(&mut parser, "--gap", 1, 31_536_000)?),
+            Long("offset-slack") => {
+                offset_slack = number(&mut parser, "--offset-slack", 0, u64::MAX)?
+            }
+            Long("json") => json = true,
+            Value(path) if dir.is_none() => dir = Some(PathBuf::from(path)),
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let dir = dir.ok_or_else(|| usage("verify needs an archive directory"))?;
+    Ok(Command::Verify(VerifyArgs {
+        dir,
+        gap,
+        offset_slack,
+        json,
+    }))
 }
 
 fn parse_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
@@ -594,16 +897,21 @@ fn check_url(flag: &str, url: &str) -> Result<(), Error> {
 
 /// `--since`: milliseconds since the epoch, or an RFC 3339 date-time.
 pub fn parse_since(text: &str) -> Result<i64, Error> {
+    parse_time("--since", text)
+}
+
+/// A time for `flag`: milliseconds since the epoch, or an RFC 3339 date-time.
+fn parse_time(flag: &str, text: &str) -> Result<i64, Error> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse()
-            .map_err(|_| usage(format!("invalid value for --since: '{text}' is too large")));
+            .map_err(|_| usage(format!("invalid value for {flag}: '{text}' is too large")));
     }
     let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339);
     match parsed {
         Ok(t) => Ok((t.unix_timestamp_nanos() / 1_000_000) as i64),
         Err(_) => Err(usage(format!(
-            "invalid value for --since: '{text}' (milliseconds since the epoch, or RFC 3339 like 2025-01-31T12:00:00Z)"
+            "invalid value for {flag}: '{text}' (milliseconds since the epoch, or RFC 3339 like 2025-01-31T12:00:00Z)"
         ))),
     }
 }

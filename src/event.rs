@@ -65,9 +65,25 @@ pub struct Meta<'a> {
     pub dt: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub stream: Option<Cow<'a, str>>,
+    /// Kafka topic, partition and offset, which EventStreams puts into `meta`.
+    #[serde(borrow, default)]
+    pub topic: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub partition: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub offset: Option<i64>,
     /// The event's top-level `type` (`edit`, `new`, `log`, `categorize` on recentchange).
     #[serde(skip)]
     pub kind: Option<Cow<'a, str>>,
+    /// The top-level `wiki` (database name such as `enwiki`), for filters.
+    #[serde(skip)]
+    pub wiki: Option<Cow<'a, str>>,
+    /// The top-level `bot` flag when it is a boolean.
+    #[serde(skip)]
+    pub bot: Option<bool>,
+    /// The top-level `namespace` when it is an integer.
+    #[serde(skip)]
+    pub namespace: Option<i64>,
 }
 
 impl Meta<'_> {
@@ -83,6 +99,24 @@ struct Envelope<'a> {
     meta: Option<Meta<'a>>,
     #[serde(borrow, default, rename = "type")]
     kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    wiki: Option<Cow<'a, str>>,
+    // Loose types: an odd `bot` or `namespace` must not cost the event its `meta`.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    bot: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    namespace: Option<i64>,
+}
+
+/// An integer, or `None` for any other JSON value (a bool or number in a `Value` does not
+/// allocate; other shapes are rare and only cost their own parse).
+fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_i64())
+}
+
+/// A boolean, or `None` for any other JSON value.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_bool())
 }
 
 /// Validates `data` as one JSON object and reads its `meta`.
@@ -98,6 +132,9 @@ pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
         Ok(envelope) => {
             let mut meta = envelope.meta.unwrap_or_default();
             meta.kind = envelope.kind;
+            meta.wiki = envelope.wiki;
+            meta.bot = envelope.bot;
+            meta.namespace = envelope.namespace;
             Ok(meta)
         }
         // Valid JSON whose `meta` has an unexpected shape is still archived, without meta.
@@ -226,6 +263,29 @@ mod tests {
             .expect("valid");
         assert_eq!(meta.kind.as_deref(), Some("edit"));
         assert_eq!(meta.stream.as_deref(), Some("mediawiki.recentchange"));
+        assert_eq!(meta.wiki, None);
+        let meta = inspect(r#"{"wiki":"enwiki","bot":true,"namespace":14,"meta":{"id":"b"}}"#)
+            .expect("valid");
+        assert_eq!(
+            (meta.wiki.as_deref(), meta.bot, meta.namespace),
+            (Some("enwiki"), Some(true), Some(14))
+        );
+        let meta = inspect(r#"{"bot":"yes","namespace":[1],"meta":{"id":"c"}}"#).expect("valid");
+        assert_eq!(
+            (meta.id.as_deref(), meta.bot, meta.namespace),
+            (Some("c"), None, None)
+        );
+        let meta = inspect(r#"{"meta":{"id":"d","topic":"eqiad.x","partition":0,"offset":"9"}}"#)
+            .expect("valid");
+        assert_eq!(
+            (
+                meta.id.as_deref(),
+                meta.topic.as_deref(),
+                meta.partition,
+                meta.offset
+            ),
+            (Some("d"), Some("eqiad.x"), Some(0), None)
+        );
         let meta = inspect(r#"{"meta":{"domain":"can\u0061ry"}}"#).expect("valid");
         assert!(meta.is_canary());
     }

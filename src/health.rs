@@ -244,12 +244,17 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Events dropped because their meta.id was archived already.",
         &plain(stats.duplicates.load(Relaxed)),
     );
+    let filtered: Vec<_> = stats
+        .filtered
+        .snapshot()
+        .map(|(r, n)| (label("reason", r), n.to_string()))
+        .collect();
     family(
         &mut out,
         "filtered_total",
         "counter",
-        "Events not archived because of a filter.",
-        &plain(stats.filtered.load(Relaxed)),
+        "Events not archived because a filter left them out, by filter.",
+        &filtered,
     );
     let reconnects: Vec<_> = stats
         .reconnects
@@ -373,7 +378,7 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         "rejects": pairs(&mut stats.rejects.snapshot().map(|(k, v)| (k.to_string(), v))),
         "canaries": stats.canaries.load(Relaxed),
         "duplicates": stats.duplicates.load(Relaxed),
-        "filtered": stats.filtered.load(Relaxed),
+        "filtered": pairs(&mut stats.filtered.snapshot().map(|(k, v)| (k.to_string(), v))),
         "reconnects": pairs(&mut stats.reconnects.snapshot().map(|(k, v)| (k.to_string(), v))),
         "rotations": pairs(&mut stats.rotations.snapshot().map(|(k, v)| (k.to_string(), v))),
         "checkpoints": stats.checkpoints.load(Relaxed),

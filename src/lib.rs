@@ -7,7 +7,9 @@
 pub mod archive;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod event;
+pub mod filter;
 pub mod health;
 pub mod run;
 pub mod sse;

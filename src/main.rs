@@ -42,7 +42,9 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Run(args) => {
-            init_logging(args.verbosity, args.log_timestamps);
+            // `tail` prints events on stdout; its log lines (stderr) stay short.
+            let timestamps = args.log_timestamps && args.output.print_format().is_none();
+            init_logging(args.verbosity, timestamps);
             match run::run(*args) {
                 Err(e @ run::Error::Archive(archive::Error::Locked { .. })) => {
                     log::error!("{e}");
@@ -50,6 +52,14 @@ fn main() -> std::process::ExitCode {
                 }
                 other => other.map_err(Into::into),
             }
+        }
+        Command::Cat(args) => {
+            init_logging(0, false);
+            passed(tools::cat::run(&args))
+        }
+        Command::Verify(args) => {
+            init_logging(0, false);
+            passed(tools::verify::run(&args))
         }
         Command::Parse(args) => {
             init_logging(0, true);
@@ -68,6 +78,27 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// A check that ran: `Ok(false)` (damage found, already reported) becomes a quiet failure.
+fn passed(result: Result<bool, tools::Error>) -> Result<(), Box<dyn std::error::Error>> {
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Box::new(Reported)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A failure whose details were printed already.
+#[derive(Debug)]
+struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("problems found (see above)")
+    }
+}
+
+impl std::error::Error for Reported {}
 
 /// Logs to stderr with a UTC timestamp. `-v`/`-q` move the level of our own messages from
 /// `info`; other crates stay at `warn` unless `RUST_LOG` says otherwise.

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::archive::{self, Archive, Cursor, DirLock, Resume, rotate};
-use crate::cli::{RunArgs, Source};
+use crate::cli::{Output, RunArgs, Source};
 use crate::client::{self, Backoff, Client, Jitter, ReadOutcome};
+use crate::console::{self, Printer};
 use crate::event::{self, RecentIds, RejectReason};
+use crate::filter::Filter;
 use crate::sse::{self, Item};
-use crate::stats::Stats;
+use crate::stats::{Stats, WikiCounts};
 
 /// First reconnect delay when the server sent no `retry:` (PROTOCOL.md: start about 1 s).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -40,6 +42,9 @@ const WRITE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// Test hook: an RFC 3339 time the process clock starts at (it then runs at normal speed), so
 /// tests can cross a rotation minute without waiting for it. Never set in production.
 const FAKE_NOW_ENV: &str = "WIKISTREAM_ARCHIVER_FAKE_NOW";
+/// How often the per-wiki counts are sorted and handed to `/status`: the status page polls
+/// about this often, and sorting a thousand wikis each time costs little.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why `run` failed.
 #[derive(Debug)]
@@ -176,12 +181,23 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
         on_ready: args.on_ready.clone(),
         retention: args.retention,
     };
-    let _lock = DirLock::acquire(&cfg.dir)?;
+    let printing_only = matches!(args.output, Output::Print(_));
+    let _lock = match printing_only {
+        true => None,
+        false => Some(DirLock::acquire(&cfg.dir)?),
+    };
     let client = Client::new(&url, &args.user_agent, args.ca_file.as_deref())?;
     let stats = Arc::new(Stats::default());
     stats
         .started_at_ms
         .store(unix_ms(clock.now()), Ordering::Relaxed);
+    if printing_only {
+        log::info!("printing {url}");
+        let mut session = Session::new(None, Resume::default(), &args, clock, Arc::clone(&stats));
+        let result = session.main_loop(&client, &url, &args, &signals, true);
+        log::debug!("{}", stats.summary());
+        return result;
+    }
     if let Some(port) = args.status_port {
         let ip: std::net::IpAddr = args.status_addr.parse().expect("cli checked --status-addr");
         let bound = crate::health::spawn((ip, port).into(), Arc::clone(&stats), args.max_silence)
@@ -201,7 +217,8 @@ pub fn run(args: RunArgs) -> Result<(), Error> {
                 if let Err(e) = archive.apply_retention(clock.now()) {
                     log::warn!("retention: {e}");
                 }
-                let mut session = Session::new(archive, resume, &args, clock, Arc::clone(&stats));
+                let mut session =
+                    Session::new(Some(archive), resume, &args, clock, Arc::clone(&stats));
                 session.n_archived = n_archived;
                 let result = session.main_loop(&client, &url, &args, &signals, !started);
                 started = true;
@@ -273,6 +290,8 @@ enum Disconnect {
     Shutdown,
     MaxEvents,
     ArchiveFailed(archive::Error),
+    /// `tail`'s standard output was closed (`| head`).
+    OutputClosed,
 }
 
 impl fmt::Display for Disconnect {
@@ -286,6 +305,7 @@ impl fmt::Display for Disconnect {
             Disconnect::Shutdown => write!(f, "shutting down on signal"),
             Disconnect::MaxEvents => write!(f, "reached --max-events"),
             Disconnect::ArchiveFailed(e) => write!(f, "archive failed: {e}"),
+            Disconnect::OutputClosed => write!(f, "standard output closed"),
         }
     }
 }
@@ -300,8 +320,14 @@ struct SessionConfig {
 
 /// One pass from a checkpoint: lives across connections until a write failure or the end.
 struct Session {
-    archive: Archive,
+    /// None for `tail`, which prints only.
+    archive: Option<Archive>,
+    /// `tail` and `run --tee`.
+    printer: Option<Printer>,
+    filter: Filter,
     stats: Arc<Stats>,
+    wikis: WikiCounts,
+    last_published: Instant,
     cfg: SessionConfig,
     clock: Clock,
     recent_ids: RecentIds,
@@ -324,7 +350,7 @@ struct Session {
 
 impl Session {
     fn new(
-        archive: Archive,
+        archive: Option<Archive>,
         resume: Resume,
         args: &RunArgs,
         clock: Clock,
@@ -332,7 +358,11 @@ impl Session {
     ) -> Session {
         Session {
             archive,
+            printer: args.output.print_format().map(Printer::stdout),
+            filter: args.filter.clone(),
             stats,
+            wikis: WikiCounts::default(),
+            last_published: Instant::now(),
             cfg: SessionConfig {
                 keep_canary: args.keep_canary,
                 max_events: args.max_events,
@@ -353,19 +383,20 @@ impl Session {
         }
     }
 
-    /// The archive and the resume position that goes with what was written to it.
-    fn archive_and_cursor(&mut self) -> (&mut Archive, Cursor<'_>) {
+    /// The archive (none for `tail`) and the resume position that goes with what was written.
+    fn archive_and_cursor(&mut self) -> Option<(&mut Archive, Cursor<'_>)> {
         let cursor = Cursor {
             last_event_id: &self.resume_id,
             last_dt: &self.last_dt,
             recent_ids: &self.recent_ids,
         };
-        (&mut self.archive, cursor)
+        Some((self.archive.as_mut()?, cursor))
     }
 
     fn checkpoint(&mut self) -> Result<(), archive::Error> {
-        let (archive, cursor) = self.archive_and_cursor();
-        archive.checkpoint(cursor)?;
+        if let Some((archive, cursor)) = self.archive_and_cursor() {
+            archive.checkpoint(cursor)?;
+        }
         self.dirty = false;
         self.last_checkpoint = Instant::now();
         Ok(())
@@ -373,9 +404,11 @@ impl Session {
 
     fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
         let now = self.clock.now();
-        let (archive, cursor) = self.archive_and_cursor();
-        if archive.rotate(reason, cursor, now)?.is_some() {
+        if let Some((archive, cursor)) = self.archive_and_cursor()
+            && let Some(path) = archive.rotate(reason, cursor, now)?
+        {
             self.stats.rotations.add(reason.index());
+            self.stats.note_completed(&path, unix_ms(now));
         }
         Ok(())
     }
@@ -385,22 +418,31 @@ impl Session {
         // The segment goes the way of every rotation (and is counted like one); then the rest.
         self.rotate(rotate::Reason::Shutdown)?;
         let now = self.clock.now();
-        let (archive, cursor) = self.archive_and_cursor();
-        archive.close(cursor, now)?;
-        self.stats
-            .bytes_written
-            .store(self.archive.bytes_written(), Ordering::Relaxed);
+        if let Some((archive, cursor)) = self.archive_and_cursor() {
+            archive.close(cursor, now)?;
+            let n_bytes = archive.bytes_written();
+            self.stats.bytes_written.store(n_bytes, Ordering::Relaxed);
+        }
         Ok(())
     }
 
     /// Periodic work between reads: `--on-ready` children, SIGUSR1, minute rotation, checkpoints.
     fn housekeeping(&mut self, signals: &Signals) -> Result<(), archive::Error> {
-        self.archive.reap_children();
+        self.flush_printer();
+        if self.last_published.elapsed() >= PUBLISH_INTERVAL {
+            self.stats.try_set_top_wikis(&self.wikis);
+            self.last_published = Instant::now();
+        }
+        let Some(archive) = self.archive.as_mut() else {
+            return Ok(());
+        };
+        archive.reap_children();
         if signals.rotate.swap(false, Ordering::Relaxed) {
             log::info!("SIGUSR1: completing the open file");
             self.rotate(rotate::Reason::Signal)?;
         }
-        if let Some(reason) = self.archive.rotation_due(self.clock.now()) {
+        let now = self.clock.now();
+        if let Some(reason) = self.archive.as_ref().and_then(|a| a.rotation_due(now)) {
             self.rotate(reason)?;
         }
         let interval_passed = self
@@ -410,16 +452,19 @@ impl Session {
         if self.dirty && interval_passed {
             self.checkpoint()?;
         }
+        let Some(archive) = self.archive.as_mut() else {
+            return Ok(());
+        };
         self.stats
             .bytes_written
-            .store(self.archive.bytes_written(), Ordering::Relaxed);
-        let (open_file, open_bytes) = self.archive.open_file().unwrap_or(("", 0));
+            .store(archive.bytes_written(), Ordering::Relaxed);
+        let (open_file, open_bytes) = archive.open_file().unwrap_or(("", 0));
         self.stats
             .open_file_bytes
             .store(open_bytes, Ordering::Relaxed);
         self.stats.try_set_status_text(open_file, &self.resume_id);
         // Any checkpoint (periodic, new file, rotation) proves that writing works again.
-        let n_checkpoints = self.archive.take_checkpoint_count();
+        let n_checkpoints = archive.take_checkpoint_count();
         if n_checkpoints > 0 {
             Stats::add(&self.stats.checkpoints, n_checkpoints);
             self.stats.write_error_since.store(0, Ordering::Relaxed);
@@ -483,7 +528,9 @@ impl Session {
                         backoff.reset();
                     }
                     let reconnect_reason = match reason {
-                        Disconnect::Shutdown | Disconnect::MaxEvents => return Ok(()),
+                        Disconnect::Shutdown | Disconnect::MaxEvents | Disconnect::OutputClosed => {
+                            return Ok(());
+                        }
                         Disconnect::ArchiveFailed(e) => return Err(Error::Archive(e)),
                         Disconnect::ServerClosed => 0,
                         Disconnect::Stalled(_) => 1,
@@ -566,6 +613,9 @@ impl Session {
             if let Err(e) = self.housekeeping(signals) {
                 return Disconnect::ArchiveFailed(e);
             }
+            if let Some(reason) = self.failure.take() {
+                return reason;
+            }
         }
     }
 
@@ -613,7 +663,12 @@ impl Session {
             .is_some_and(|max| self.n_archived >= max)
         {
             log::info!(
-                "archived {} events (--max-events); stopping",
+                "{} {} events (--max-events); stopping",
+                if self.archive.is_some() {
+                    "archived"
+                } else {
+                    "printed"
+                },
                 self.n_archived
             );
             self.failure = Some(Disconnect::MaxEvents);
@@ -631,6 +686,11 @@ impl Session {
             log::trace!("dropped canary event {:?}", meta.id);
             return Ok(());
         }
+        if let Err(reason) = self.filter.check(data, meta) {
+            self.stats.filtered.add(reason.index());
+            log::trace!("filtered out event {:?} by --{reason:?}", meta.id);
+            return Ok(());
+        }
         // The id is recorded only once the event is written: a checkpoint taken on the way
         // (rotation, new file) must not claim an event that is not in its bytes, or the resend
         // after a crash would be dropped as a duplicate.
@@ -642,14 +702,16 @@ impl Session {
             log::debug!("dropped duplicate event {:?}", meta.id);
             return Ok(());
         }
-        if let Some(reason) = self.archive.rotation_due(now) {
+        if let Some(reason) = self.archive.as_ref().and_then(|a| a.rotation_due(now)) {
             self.rotate(reason)?;
         }
         if let Some(dt) = &meta.dt {
             self.warn_on_gap(dt);
         }
-        let (archive, cursor) = self.archive_and_cursor();
-        archive.append(data, now, cursor)?;
+        if let Some((archive, cursor)) = self.archive_and_cursor() {
+            archive.append(data, now, cursor)?;
+        }
+        self.print(data);
         if let Some(key) = key {
             self.recent_ids.insert_key(key);
         }
@@ -658,9 +720,11 @@ impl Session {
         self.stats
             .archived_by_stream
             .add(meta.stream.as_deref().unwrap_or("unknown"));
-        self.stats
-            .archived_by_type
-            .add(Stats::type_idx(meta.kind.as_deref()));
+        let type_idx = Stats::type_idx(meta.kind.as_deref());
+        self.stats.archived_by_type.add(type_idx);
+        self.stats.rates.add(unix_ms(now), type_idx);
+        let wiki = meta.wiki.as_deref().or(meta.domain.as_deref());
+        self.wikis.add(wiki.unwrap_or("unknown"));
         if let Some(dt) = &meta.dt {
             self.last_dt.clear();
             self.last_dt.push_str(dt);
@@ -709,8 +773,41 @@ impl Session {
             event.data.len()
         );
         self.stats.rejects.add(reason.index());
-        let (archive, cursor) = self.archive_and_cursor();
-        archive.reject(&line, now, cursor)
+        match self.archive_and_cursor() {
+            Some((archive, cursor)) => archive.reject(&line, now, cursor),
+            None => Ok(()),
+        }
+    }
+
+    /// Prints an archived event for `tail` and `--tee`. When stdout is gone, `tail` stops and
+    /// `--tee` goes on archiving without printing.
+    fn print(&mut self, data: &str) {
+        let Some(printer) = &mut self.printer else {
+            return;
+        };
+        if let Err(e) = printer.print(data) {
+            self.stdout_failed(&e);
+        }
+    }
+
+    fn flush_printer(&mut self) {
+        if let Some(printer) = &mut self.printer
+            && let Err(e) = printer.flush()
+        {
+            self.stdout_failed(&e);
+        }
+    }
+
+    fn stdout_failed(&mut self, e: &io::Error) {
+        self.printer = None;
+        if self.archive.is_none() {
+            if !console::is_closed_pipe(e) {
+                log::error!("writing standard output: {e}");
+            }
+            self.failure = Some(Disconnect::OutputClosed);
+        } else {
+            log::warn!("writing standard output: {e}; --tee stops printing, archiving goes on");
+        }
     }
 }
 

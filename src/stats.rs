@@ -7,6 +7,8 @@
 //! the main loop's path. The two strings (/status's open file and last id) sit behind a mutex
 //! that the main loop only ever `try_lock`s: it never waits for a reader.
 
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -27,6 +29,17 @@ pub const REJECT_REASONS: [&str; 4] = [
 /// How many distinct `meta.stream` values get their own counter; a run archives one or a few
 /// streams, the rest (if a server sent more) count under `other`.
 pub const STREAM_SLOTS: usize = 8;
+/// The rate history: `RATE_BUCKETS` buckets of `RATE_BUCKET_SECS` seconds (ten minutes), enough
+/// for the status page's chart and small enough to live in atomics.
+pub const RATE_BUCKETS: usize = 60;
+pub const RATE_BUCKET_SECS: i64 = 10;
+/// How many completed files `/status` lists.
+pub const COMPLETED_SHOWN: usize = 5;
+/// How many wikis `/status` lists.
+pub const TOP_WIKIS_SHOWN: usize = 10;
+/// Distinct wikis counted; Wikimedia has about a thousand, so this only guards against a
+/// server that invents names. Later newcomers count under `other`.
+const MAX_WIKIS_COUNTED: usize = 4096;
 
 /// A counter per label of a fixed set.
 #[derive(Debug)]
@@ -109,6 +122,97 @@ impl PerStream {
 pub struct StatusText {
     pub open_file: String,
     pub last_event_id: String,
+    /// The most-archived wikis, most first, as published by `WikiCounts::publish`.
+    pub top_wikis: Vec<(String, u64)>,
+    /// The last completed files, newest first.
+    pub completed: VecDeque<CompletedFile>,
+}
+
+/// A file this process completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedFile {
+    pub name: String,
+    pub bytes: u64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Archived events per type in ten-second buckets over the last ten minutes.
+#[derive(Debug)]
+pub struct RateHistory {
+    /// The bucket period (Unix seconds / `RATE_BUCKET_SECS`) each slot currently counts.
+    periods: [AtomicI64; RATE_BUCKETS],
+    counts: [[AtomicU64; EVENT_TYPES.len()]; RATE_BUCKETS],
+}
+
+impl RateHistory {
+    /// Counts one event of type `type_idx` at `now_ms`.
+    pub fn add(&self, now_ms: i64, type_idx: usize) {
+        let period = now_ms.div_euclid(1000 * RATE_BUCKET_SECS);
+        let slot = period.rem_euclid(RATE_BUCKETS as i64) as usize;
+        // Only the main loop writes, so the reset cannot race with another writer; a reader may
+        // see a half-reset bucket for an instant, which a chart shrugs off.
+        if self.periods[slot].load(Ordering::Relaxed) != period {
+            for count in &self.counts[slot] {
+                count.store(0, Ordering::Relaxed);
+            }
+            self.periods[slot].store(period, Ordering::Relaxed);
+        }
+        self.counts[slot][type_idx].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Per type, the counts of the last `RATE_BUCKETS` complete buckets before `now_ms`,
+    /// oldest first, as events per second.
+    pub fn per_second(&self, now_ms: i64) -> Vec<(&'static str, Vec<f64>)> {
+        let current = now_ms.div_euclid(1000 * RATE_BUCKET_SECS);
+        EVENT_TYPES
+            .iter()
+            .enumerate()
+            .map(|(type_idx, name)| {
+                let series = (current - RATE_BUCKETS as i64..current)
+                    .map(|period| {
+                        let slot = period.rem_euclid(RATE_BUCKETS as i64) as usize;
+                        if self.periods[slot].load(Ordering::Relaxed) != period {
+                            return 0.0;
+                        }
+                        let n = self.counts[slot][type_idx].load(Ordering::Relaxed);
+                        n as f64 / RATE_BUCKET_SECS as f64
+                    })
+                    .collect();
+                (*name, series)
+            })
+            .collect()
+    }
+}
+
+/// Archived events per wiki, owned by the main loop and published to `/status` now and then.
+#[derive(Debug, Default)]
+pub struct WikiCounts {
+    counts: HashMap<String, u64>,
+    other: u64,
+}
+
+impl WikiCounts {
+    /// Counts one event of `wiki`.
+    pub fn add(&mut self, wiki: &str) {
+        if let Some(n) = self.counts.get_mut(wiki) {
+            *n += 1;
+        } else if self.counts.len() < MAX_WIKIS_COUNTED {
+            self.counts.insert(wiki.to_string(), 1);
+        } else {
+            self.other += 1;
+        }
+    }
+
+    /// The `TOP_WIKIS_SHOWN` wikis with the most events, most first (ties by name).
+    pub fn top(&self) -> Vec<(String, u64)> {
+        let mut all: Vec<(&String, &u64)> = self.counts.iter().collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        all.into_iter()
+            .take(TOP_WIKIS_SHOWN)
+            .map(|(name, n)| (name.clone(), *n))
+            .collect()
+    }
 }
 
 /// Running totals and current state since the process started.
@@ -120,7 +224,7 @@ pub struct Stats {
     pub rejects: Labelled<4>,
     pub canaries: AtomicU64,
     pub duplicates: AtomicU64,
-    pub filtered: AtomicU64,
+    pub filtered: Labelled<7>,
     pub reconnects: Labelled<4>,
     pub rotations: Labelled<5>,
     pub checkpoints: AtomicU64,
@@ -141,6 +245,7 @@ pub struct Stats {
     pub write_error: Mutex<String>,
     pub status_text: Mutex<StatusText>,
     pub started_at_ms: AtomicI64,
+    pub rates: RateHistory,
 }
 
 impl Default for Stats {
@@ -156,7 +261,7 @@ impl Default for Stats {
             rejects: Labelled::new(&REJECT_REASONS),
             canaries: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
-            filtered: AtomicU64::new(0),
+            filtered: Labelled::new(&crate::filter::REASONS),
             reconnects: Labelled::new(&RECONNECT_REASONS),
             rotations: Labelled::new(&ROTATION_REASONS),
             checkpoints: AtomicU64::new(0),
@@ -172,6 +277,10 @@ impl Default for Stats {
             write_error: Mutex::new(String::new()),
             status_text: Mutex::new(StatusText::default()),
             started_at_ms: AtomicI64::new(0),
+            rates: RateHistory {
+                periods: [const { AtomicI64::new(i64::MIN) }; RATE_BUCKETS],
+                counts: [const { [const { AtomicU64::new(0) }; EVENT_TYPES.len()] }; RATE_BUCKETS],
+            },
         }
     }
 }
@@ -205,15 +314,40 @@ impl Stats {
         }
     }
 
+    /// Publishes the top wikis for `/status`, unless a reader holds the text right now.
+    pub fn try_set_top_wikis(&self, wikis: &WikiCounts) {
+        if let Ok(mut text) = self.status_text.try_lock() {
+            text.top_wikis = wikis.top();
+        }
+    }
+
+    /// Remembers a completed file for `/status`. Rotations are rare, so this one waits for the
+    /// lock (held by readers only for a copy) rather than lose the entry.
+    pub fn note_completed(&self, path: &Path, now_ms: i64) {
+        let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        if let Ok(mut text) = self.status_text.lock() {
+            text.completed.push_front(CompletedFile {
+                name,
+                bytes,
+                at_ms: now_ms,
+            });
+            text.completed.truncate(COMPLETED_SHOWN);
+        }
+    }
+
     /// One line for the log at exit.
     pub fn summary(&self) -> String {
         format!(
-            "{} events archived, {} rejects, {} canaries dropped, {} duplicates dropped, {} reconnects, \
-             {} bytes received, {} bytes written, {} rotations, {} checkpoints, {} gaps",
+            "{} events archived, {} rejects, {} canaries dropped, {} duplicates dropped, {} filtered out, \
+             {} reconnects, {} bytes received, {} bytes written, {} rotations, {} checkpoints, {} gaps",
             Stats::get(&self.events_archived),
             self.rejects.total(),
             Stats::get(&self.canaries),
             Stats::get(&self.duplicates),
+            self.filtered.total(),
             self.reconnects.total(),
             Stats::get(&self.bytes_received),
             Stats::get(&self.bytes_written),
@@ -239,6 +373,50 @@ mod tests {
         assert_eq!(snapshot.len(), STREAM_SLOTS + 1);
         assert_eq!(snapshot[0], ("s0".to_string(), 2));
         assert_eq!(snapshot.last(), Some(&("other".to_string(), 2)));
+    }
+
+    #[test]
+    fn rate_history_rolls_over_ten_minutes() {
+        let stats = Stats::default();
+        let t0 = 1_700_000_000_000;
+        for _ in 0..30 {
+            stats.rates.add(t0, Stats::type_idx(Some("edit")));
+        }
+        stats.rates.add(t0 + 10_000, Stats::type_idx(Some("log")));
+        let now = t0 + 20_000;
+        let rates = stats.rates.per_second(now);
+        let edit = &rates[0].1;
+        assert_eq!(rates[0].0, "edit");
+        assert_eq!(edit.len(), RATE_BUCKETS);
+        assert_eq!(edit[RATE_BUCKETS - 2], 3.0);
+        assert_eq!(rates[2].1[RATE_BUCKETS - 1], 0.1);
+        // Ten minutes later the old buckets no longer count, even before being reused.
+        let later = stats.rates.per_second(now + 600_000);
+        assert!(
+            later
+                .iter()
+                .all(|(_, series)| series.iter().all(|&r| r == 0.0))
+        );
+        // Reusing a slot resets it.
+        stats.rates.add(t0 + 600_000, 0);
+        assert_eq!(
+            stats.rates.per_second(t0 + 610_000)[0].1[RATE_BUCKETS - 1],
+            0.1
+        );
+    }
+
+    #[test]
+    fn top_wikis_are_sorted_and_bounded() {
+        let mut wikis = WikiCounts::default();
+        for idx in 0..20 {
+            for _ in 0..idx {
+                wikis.add(&format!("w{idx:02}"));
+            }
+        }
+        let top = wikis.top();
+        assert_eq!(top.len(), TOP_WIKIS_SHOWN);
+        assert_eq!(top[0], ("w19".to_string(), 19));
+        assert_eq!(top[9], ("w10".to_string(), 10));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the resume position (`Cursor`) that goes with them.
 
 pub mod checkpoint;
+pub mod reader;
 pub mod retention;
 pub mod rotate;
 mod writer;
@@ -24,7 +25,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use self::checkpoint::{Checkpoint, FileKind, OpenFile};
-pub use self::writer::{IntactPrefix, intact_prefix};
+pub use self::reader::{IntactPrefix, intact_prefix};
 use self::writer::{Segment, sync_dir};
 use crate::event::RecentIds;
 
@@ -741,6 +742,76 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, fs::DirEntry)>, Error> {
     Ok(out)
 }
 
+/// What a file in an archive directory holds, going by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRole {
+    /// Events; `seq` orders files, `open` marks the file still being written.
+    Events { seq: u64, open: bool },
+    /// Rejected events.
+    Rejects,
+}
+
+/// Classifies a file name of either naming scheme, whatever the stream label.
+pub fn classify(name: &str) -> Option<FileRole> {
+    if rejects_final_name(name).is_some()
+        || (name.starts_with("rejects-") && name.ends_with(SEGMENT_SUFFIX))
+    {
+        return Some(FileRole::Rejects);
+    }
+    if let Some((seq, open)) = Naming::WikistreamReader.parse(name) {
+        return Some(FileRole::Events {
+            seq,
+            open: open.is_some(),
+        });
+    }
+    // Ours: `<label>-<stamp>-<seq>.ndjson.gz[.part]`; the label is whatever precedes the stamp.
+    let base = name.strip_suffix(PART_SUFFIX).unwrap_or(name);
+    let rest = base.strip_suffix(SEGMENT_SUFFIX)?;
+    let (before_seq, _) = rest.rsplit_once('-')?;
+    let (label, _) = before_seq.rsplit_once('-')?;
+    if label.is_empty() {
+        return None;
+    }
+    let naming = Naming::Ours {
+        label: label.to_string(),
+    };
+    let (seq, open) = naming.parse(name)?;
+    Some(FileRole::Events {
+        seq,
+        open: open.is_some(),
+    })
+}
+
+/// The files of an archive directory: event files in sequence order, and rejects files.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub events: Vec<(PathBuf, FileRole)>,
+    pub rejects: Vec<PathBuf>,
+}
+
+/// Lists `dir` for reading (`cat`, `verify`): event files by sequence (then name), rejects
+/// files by name. Other files (the checkpoint, the lock) are left out.
+pub fn list_archive(dir: &Path) -> Result<Listing, Error> {
+    let mut listing = Listing::default();
+    let mut events = Vec::new();
+    for (name, entry) in list_dir(dir)? {
+        match classify(&name) {
+            Some(FileRole::Rejects) => listing.rejects.push(entry.path()),
+            Some(role @ FileRole::Events { seq, .. }) => {
+                events.push((seq, name, entry.path(), role))
+            }
+            None => {}
+        }
+    }
+    events.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    listing.events = events
+        .into_iter()
+        .map(|(_, _, path, role)| (path, role))
+        .collect();
+    listing.rejects.sort();
+    Ok(listing)
+}
+
 /// For an open rejects file name, its final name.
 fn rejects_final_name(name: &str) -> Option<String> {
     let base = name.strip_suffix(PART_SUFFIX)?;
@@ -769,6 +840,34 @@ fn one_line(data: &str) -> Cow<'_, str> {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn classify_both_namings_and_rejects() {
+        assert_eq!(
+            classify("recentchange+page-create-20250131T120000Z-000007.ndjson.gz.part"),
+            Some(FileRole::Events { seq: 7, open: true })
+        );
+        assert_eq!(
+            classify("recentchange-20250131T120000Z-000012.ndjson.gz"),
+            Some(FileRole::Events {
+                seq: 12,
+                open: false
+            })
+        );
+        assert_eq!(
+            classify("stream_20250131T120000_000000003.gz.ready"),
+            Some(FileRole::Events {
+                seq: 3,
+                open: false
+            })
+        );
+        assert_eq!(
+            classify("rejects-20250131T120000Z.ndjson.gz.part"),
+            Some(FileRole::Rejects)
+        );
+        assert_eq!(classify("checkpoint.json"), None);
+        assert_eq!(classify("-20250131T120000Z-000012.ndjson.gz"), None);
+    }
 
     #[test]
     fn our_names_round_trip() {

@@ -6,7 +6,7 @@
 //! end a member or finish; `archive/mod.rs` does.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::Compression;
@@ -257,86 +257,11 @@ pub fn sync_dir(path: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
-/// Counts the bytes consumed from a `BufRead`, so member boundaries can be located exactly.
-struct CountingReader<R> {
-    inner: R,
-    n_consumed: u64,
-}
-
-impl<R: BufRead> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n_consumed += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for CountingReader<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.n_consumed += amount as u64;
-        self.inner.consume(amount);
-    }
-}
-
-/// What a scan of a gzip file found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IntactPrefix {
-    /// Bytes up to the end of the last gzip member that decodes with a correct CRC and length.
-    pub length: u64,
-    /// Lines in those members.
-    pub n_lines: u64,
-    /// Total bytes of the file.
-    pub file_length: u64,
-}
-
-/// Walks the members of the gzip file at `path` and says where the intact prefix ends.
-pub fn intact_prefix(path: &Path) -> Result<IntactPrefix, Error> {
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let file_length = file
-        .metadata()
-        .map_err(|e| Error::io("reading metadata of", path, e))?
-        .len();
-    let mut reader = CountingReader {
-        inner: BufReader::with_capacity(64 * 1024, file),
-        n_consumed: 0,
-    };
-    let mut prefix = IntactPrefix {
-        length: 0,
-        n_lines: 0,
-        file_length,
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.fill_buf() {
-            Ok([]) => return Ok(prefix),
-            Ok(_) => {}
-            Err(e) => return Err(Error::io("reading", path, e)),
-        }
-        let mut decoder = flate2::bufread::GzDecoder::new(&mut reader);
-        let mut n_lines = 0u64;
-        let member_ok = loop {
-            match decoder.read(&mut buf) {
-                Ok(0) => break true,
-                Ok(n) => n_lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
-                Err(_) => break false,
-            }
-        };
-        drop(decoder);
-        if !member_ok {
-            return Ok(prefix);
-        }
-        prefix.length = reader.n_consumed;
-        prefix.n_lines += n_lines;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::reader::{IntactPrefix, intact_prefix};
+    use std::io::Read;
 
     #[test]
     fn members_seal_and_intact_prefix() {

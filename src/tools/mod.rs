@@ -1,10 +1,12 @@
-//! Subcommands that are not the archiver itself: `parse` (the SSE parser's test surface) and
-//! `serve` (the replay server for demos and tests).
+//! Subcommands that are not the archiver itself: `cat` and `verify` (reading archives back),
+//! `parse` (the SSE parser's test surface) and `serve` (the replay server for demos and tests).
 //!
 //! They share one small error type that names the file or address involved.
 
+pub mod cat;
 pub mod parse;
 pub mod serve;
+pub mod verify;
 
 use std::fmt;
 use std::io;
@@ -13,7 +15,7 @@ use std::io;
 #[derive(Debug)]
 pub struct Error {
     context: String,
-    source: io::Error,
+    source: Option<io::Error>,
 }
 
 impl Error {
@@ -21,19 +23,30 @@ impl Error {
     pub fn new(context: impl Into<String>, source: io::Error) -> Error {
         Error {
             context: context.into(),
-            source,
+            source: Some(source),
+        }
+    }
+
+    /// An archive error, which names its file already.
+    pub fn from_archive(e: crate::archive::Error) -> Error {
+        Error {
+            context: e.to_string(),
+            source: None,
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.context),
+            None => f.write_str(&self.context),
+        }
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
+        self.source.as_ref().map(|e| e as _)
     }
 }
