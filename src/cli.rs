@@ -120,7 +120,11 @@ PARSE:
     dispatched event and {\"retry\": MS} for each valid retry field.
 
 SERVE OPTIONS:
-    --input PATH            NDJSON or NDJSON.gz file, one event data line per line (required)
+    --input PATH            an archive directory, or an NDJSON or NDJSON.gz file with one event
+                            data line per line; repeat for more (required). /v2/stream/A,B
+                            serves the events whose meta.stream is A or B (or mediawiki.A),
+                            merged in meta.dt order; the streams on offer are those in the
+                            first 1000 events of each input (see /_info)
     --addr ADDR             address to bind [default: 127.0.0.1]
     --port PORT             port to bind, 0 for any free one [default: 0]
     --retry MS              send `retry: MS` at the start of every response [default: none]
@@ -131,8 +135,14 @@ SERVE OPTIONS:
     --status-first CODE     answer the first request with CODE (429 and 503 add Retry-After: 1)
     --chaos SEED            each connection ends after 1-5000 events: closed, cut mid-event or
                             stalled, at random but reproducible from SEED (soak tests)
-    --id-timestamps         ids carry meta.dt timestamps instead of offsets, like EventStreams
-                            today; resuming by timestamp resends events of the boundary millisecond
+    --id-offsets            ids carry Kafka offsets (meta.offset, else a count per topic) instead
+                            of meta.dt timestamps; resuming by timestamp (the default, like
+                            EventStreams today) resends events of the boundary millisecond
+    --id-timestamps         the default, accepted for old scripts
+    --max-connections-per-ip N
+                            answer 429 to more than N open streams from one address
+                            [default: unlimited]
+    Also: Accept: application/json gives NDJSON; /_info names the server; CORS is open.
     --keepalive SECS        send a comment line after SECS seconds without events [default: 15]
     Prints `listening on ADDR:PORT` as its first line on stdout.
 
@@ -266,7 +276,8 @@ pub struct ParseArgs {
 /// Options of `serve`.
 #[derive(Debug, Clone)]
 pub struct ServeArgs {
-    pub input: PathBuf,
+    /// Archive directories and NDJSON(.gz) files.
+    pub inputs: Vec<PathBuf>,
     pub addr: String,
     pub port: u16,
     pub retry_ms: Option<u64>,
@@ -276,7 +287,10 @@ pub struct ServeArgs {
     pub stall_after: Option<u64>,
     pub status_first: Option<u16>,
     pub keepalive: Duration,
-    pub id_timestamps: bool,
+    /// Ids carry offsets instead of timestamps.
+    pub id_offsets: bool,
+    /// More connections from one address get 429.
+    pub max_connections_per_ip: Option<usize>,
     /// `--chaos SEED`: random disconnects, cuts and stalls, reproducible from the seed.
     pub chaos_seed: Option<u64>,
     pub verbosity: i32,
@@ -747,9 +761,8 @@ fn parse_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
 }
 
 fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
-    let mut input = None;
     let mut args = ServeArgs {
-        input: PathBuf::new(),
+        inputs: Vec::new(),
         addr: "127.0.0.1".to_string(),
         port: 0,
         retry_ms: None,
@@ -759,14 +772,15 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
         stall_after: None,
         status_first: None,
         keepalive: Duration::from_secs(15),
-        id_timestamps: false,
+        id_offsets: false,
+        max_connections_per_ip: None,
         chaos_seed: None,
         verbosity: 0,
     };
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
-            Long("input") => input = Some(PathBuf::from(parser.value()?)),
+            Long("input") => args.inputs.push(PathBuf::from(parser.value()?)),
             Long("addr") => args.addr = string_value(&mut parser, "--addr")?,
             Long("port") => args.port = number(&mut parser, "--port", 0, 65_535)? as u16,
             Long("retry") => args.retry_ms = Some(number(&mut parser, "--retry", 0, 3_600_000)?),
@@ -782,7 +796,13 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
                     Some(number(&mut parser, "--disconnect-every", 1, u64::MAX)?);
             }
             Long("cut-mid-event") => args.cut_mid_event = true,
-            Long("id-timestamps") => args.id_timestamps = true,
+            Long("id-offsets") => args.id_offsets = true,
+            // Timestamps are the default now, as on EventStreams; the flag stays accepted.
+            Long("id-timestamps") => args.id_offsets = false,
+            Long("max-connections-per-ip") => {
+                args.max_connections_per_ip =
+                    Some(number(&mut parser, "--max-connections-per-ip", 1, 100_000)? as usize)
+            }
             Long("chaos") => args.chaos_seed = Some(number(&mut parser, "--chaos", 0, u64::MAX)?),
             Long("stall-after") => {
                 args.stall_after = Some(number(&mut parser, "--stall-after", 0, u64::MAX)?)
@@ -798,7 +818,9 @@ fn serve_cmd(mut parser: lexopt::Parser) -> Result<Command, Error> {
             other => return Err(other.unexpected().into()),
         }
     }
-    args.input = input.ok_or_else(|| usage("serve needs --input PATH"))?;
+    if args.inputs.is_empty() {
+        return Err(usage("serve needs --input PATH"));
+    }
     if args.cut_mid_event && args.disconnect_every.is_none() {
         return Err(usage("--cut-mid-event needs --disconnect-every N"));
     }

@@ -27,6 +27,8 @@ fn make_events(n: usize, same_ms: usize) -> Vec<String> {
             value["meta"]["id"] = format!("{idx:08x}-0000-4000-8000-{:012x}", idx * 7919).into();
             value["meta"]["dt"] = dt.into();
             value["meta"]["domain"] = "en.wikipedia.org".into();
+            // Kafka offsets grow by one per event, as on the real stream.
+            value["meta"]["offset"] = (5_000_000_000 + idx as u64).into();
             serde_json::to_string(&value).expect("json")
         })
         .collect()
@@ -146,7 +148,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         archiver(&serve.url(), &output_dir, &flags),
         dir.path(),
         &output_dir,
-        "\"offset\":8999}",
+        "\"offset\":5000008999}",
     );
     serve.stop();
     assert_all_gzip_valid(&output_dir);
@@ -626,7 +628,7 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
     );
     fs::remove_file(&filler).expect("freeing space");
     let until = Instant::now() + Duration::from_secs(60);
-    while !checkpoint_id(&output_dir).contains("\"offset\":2499}") {
+    while !checkpoint_id(&output_dir).contains("\"offset\":5000002499}") {
         assert!(Instant::now() < until, "no recovery: {}", running.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -85,7 +85,7 @@ fn check_metrics_status_and_errors() {
         status["last_event_id"]
             .as_str()
             .expect("id")
-            .contains("\"offset\":149"),
+            .contains("\"offset\":5000000149"),
         "{status}"
     );
     assert_eq!(util::http(port, "GET", "/nope").0, 404);

@@ -1,23 +1,28 @@
-//! `serve`: a replay server that speaks EventStreams' framing, for demos and tests.
+//! `serve`: a stand-in for stream.wikimedia.org that replays archives, for demos, tests and
+//! programs written for EventStreams (browser EventSource, Python sseclient, Node eventsource).
 //!
-//! Serves `/v2/stream/<names>` from an NDJSON(.gz) file: `event: message`, an `id:` line with a
-//! Kafka-style offset (the line number), and `data:`; resumes after `Last-Event-ID`, starts at
-//! `?since=`, and can inject the faults the archiver must survive (disconnects, cuts in the middle
+//! Serves `/v2/stream/{streams}` (comma-separated) from archive directories and NDJSON(.gz)
+//! files: the events whose `meta.stream` is one of the streams, merged across inputs in
+//! `meta.dt` order and read from the files as they are sent (never loaded whole). Ids carry
+//! per-topic-partition timestamps (or offsets), and `Last-Event-ID`, `since`, `Accept:
+//! application/json`, CORS, `/_info` and a per-IP connection limit behave as on the real
+//! service. It can inject the faults the archiver must survive (disconnects, cuts in the middle
 //! of an event, stalls, error statuses, slow rates).
 //!
 //! It is built on `std::net::TcpListener` with a minimal HTTP/1.1 request reader rather than on
 //! tiny_http, because fault injection needs to close or freeze the socket at a chosen byte, and
-//! tiny_http keeps keep-alive connections open on its own. It does not aim to be a general server:
-//! one thread per connection, the whole input in memory.
+//! tiny_http keeps keep-alive connections open on its own. One thread per connection.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
-use std::sync::Arc;
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::archive;
 use crate::cli::ServeArgs;
 use crate::tools::Error;
 
@@ -29,102 +34,253 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CHUNK_BYTES: usize = 16 * 1024;
 /// A stalled connection is held at most this long, so test servers never leak threads for ever.
 const MAX_STALL: Duration = Duration::from_secs(3600);
+/// Lines read from the start of each input to learn which streams it holds.
+const STREAM_SCAN_LINES: usize = 1000;
+/// Read buffer per open input file.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// The events to serve: all lines of the input, back to back, with their boundaries and their
-/// `meta.dt` in milliseconds (`i64::MIN` when missing, so such events sort first).
-struct Events {
-    bytes: Vec<u8>,
-    lines: Vec<(usize, usize)>,
-    dt_ms: Vec<i64>,
+/// The inputs: per input, its files in order; and the stream names found in them.
+struct Catalog {
+    sources: Vec<Vec<PathBuf>>,
+    streams: BTreeSet<String>,
 }
 
-impl Events {
-    fn load(path: &Path) -> Result<Events, Error> {
-        let context = || format!("reading {}", path.display());
-        let mut file = BufReader::new(File::open(path).map_err(|e| Error::new(context(), e))?);
-        // Peek at the gzip magic without consuming it.
-        let is_gzip = file
-            .fill_buf()
-            .map_err(|e| Error::new(context(), e))?
-            .starts_with(&[0x1f, 0x8b]);
-        let mut reader: Box<dyn BufRead> = if is_gzip {
-            Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(file)))
-        } else {
-            Box::new(file)
-        };
-        let mut events = Events {
-            bytes: Vec::new(),
-            lines: Vec::new(),
-            dt_ms: Vec::new(),
-        };
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| Error::new(context(), e))?
-                == 0
-            {
-                break;
+impl Catalog {
+    fn load(inputs: &[PathBuf]) -> Result<Catalog, Error> {
+        let mut sources = Vec::new();
+        let mut streams = BTreeSet::new();
+        for input in inputs {
+            let context = || format!("reading {}", input.display());
+            let metadata = std::fs::metadata(input).map_err(|e| Error::new(context(), e))?;
+            let files = if metadata.is_dir() {
+                let listing = archive::list_archive(input).map_err(Error::from_archive)?;
+                listing.events.into_iter().map(|(path, _)| path).collect()
+            } else {
+                vec![input.clone()]
+            };
+            let mut reader = SourceReader::new(files.clone());
+            for _ in 0..STREAM_SCAN_LINES {
+                let Some(event) = reader.next_event(&mut HashMap::new()) else {
+                    break;
+                };
+                streams.insert(event.stream.unwrap_or_default());
             }
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            if text.is_empty() {
-                continue;
-            }
-            let start = events.bytes.len();
-            events.bytes.extend_from_slice(text);
-            events.lines.push((start, events.bytes.len()));
-            events.dt_ms.push(dt_ms_of(text).unwrap_or(i64::MIN));
+            sources.push(files);
         }
-        Ok(events)
+        streams.remove("");
+        Ok(Catalog { sources, streams })
     }
 
-    fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    fn data(&self, idx: usize) -> &[u8] {
-        let (start, end) = self.lines[idx];
-        &self.bytes[start..end]
-    }
-
-    /// The index of the first event whose `meta.dt` is at or after `since_ms`, as a Kafka
-    /// timestamp seek does: events of that very millisecond are sent (again).
-    fn first_since(&self, since_ms: i64) -> usize {
-        self.dt_ms
-            .iter()
-            .position(|&dt| dt >= since_ms)
-            .unwrap_or(self.len())
+    /// Whether a stream name in a URL is served: `recentchange` is `mediawiki.recentchange`.
+    fn knows(&self, name: &str) -> bool {
+        self.streams.is_empty()
+            || self.streams.contains(name)
+            || self.streams.contains(&format!("mediawiki.{name}"))
     }
 }
 
-fn dt_ms_of(data: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(data).ok()?;
-    let meta = crate::event::inspect(text).ok()?;
-    crate::event::parse_dt_ms(&meta.dt?)
+/// One event as read from an input.
+struct Event {
+    data: Vec<u8>,
+    /// `meta.dt` in milliseconds; `i64::MIN` when missing, so such events sort first.
+    dt_ms: i64,
+    stream: Option<String>,
+    topic: String,
+    partition: i64,
+    offset: i64,
 }
 
-/// State shared by all connections: what makes "first request" and "once" faults happen once.
+/// Reads the events of one input's files in order, streaming from gzip or plain NDJSON.
+struct SourceReader {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<(PathBuf, Box<dyn BufRead + Send>)>,
+    line: Vec<u8>,
+}
+
+impl SourceReader {
+    fn new(files: Vec<PathBuf>) -> SourceReader {
+        SourceReader {
+            files: files.into_iter(),
+            current: None,
+            line: Vec::new(),
+        }
+    }
+
+    fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
+        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?);
+        // Peek at the gzip magic without consuming it.
+        let is_gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        Ok(match is_gzip {
+            true => Box::new(BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                flate2::bufread::MultiGzDecoder::new(file),
+            )),
+            false => Box::new(file),
+        })
+    }
+
+    /// The next non-empty line, across files. A file that cannot be read to its end (the torn
+    /// tail of an open `.part` file, damage) ends early with a log line.
+    fn next_line(&mut self) -> Option<&[u8]> {
+        loop {
+            if self.current.is_none() {
+                let path = self.files.next()?;
+                match SourceReader::open(&path) {
+                    Ok(reader) => self.current = Some((path, reader)),
+                    Err(e) => {
+                        log::warn!("skipping {}: {e}", path.display());
+                        continue;
+                    }
+                }
+            }
+            let (path, reader) = self.current.as_mut().expect("opened above");
+            self.line.clear();
+            match reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => self.current = None,
+                Ok(_) => {
+                    while self.line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                        self.line.pop();
+                    }
+                    if !self.line.is_empty() {
+                        return Some(&self.line);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("{}: stopped reading: {e}", path.display());
+                    self.current = None;
+                }
+            }
+        }
+    }
+
+    /// The next event; offsets missing from `meta` are counted per topic in `counters`.
+    fn next_event(&mut self, counters: &mut HashMap<String, i64>) -> Option<Event> {
+        let line = self.next_line()?;
+        let text = String::from_utf8_lossy(line);
+        let meta = crate::event::inspect(&text).unwrap_or_default();
+        let stream = meta.stream.as_deref().map(String::from);
+        let topic = match (&meta.topic, &stream) {
+            (Some(topic), _) => topic.to_string(),
+            (None, Some(stream)) => format!("eqiad.{stream}"),
+            (None, None) => "eqiad.unknown".to_string(),
+        };
+        let counter = counters.entry(topic.clone()).or_insert(0);
+        let offset = meta.offset.unwrap_or(*counter);
+        *counter = offset + 1;
+        Some(Event {
+            dt_ms: meta
+                .dt
+                .as_deref()
+                .and_then(crate::event::parse_dt_ms)
+                .unwrap_or(i64::MIN),
+            partition: meta.partition.unwrap_or(0),
+            stream,
+            topic,
+            offset,
+            data: line.to_vec(),
+        })
+    }
+}
+
+/// All inputs merged by `meta.dt` (ties keep input order), only the requested streams.
+struct Merge {
+    sources: Vec<SourceReader>,
+    heads: Vec<Option<Event>>,
+    wanted: Vec<String>,
+    counters: HashMap<String, i64>,
+}
+
+impl Merge {
+    fn new(catalog: &Catalog, wanted: Vec<String>) -> Merge {
+        let mut merge = Merge {
+            sources: catalog
+                .sources
+                .iter()
+                .cloned()
+                .map(SourceReader::new)
+                .collect(),
+            heads: Vec::new(),
+            wanted,
+            counters: HashMap::new(),
+        };
+        merge.heads = (0..merge.sources.len())
+            .map(|idx| merge.pull(idx))
+            .collect();
+        merge
+    }
+
+    /// The next wanted event of source `idx`.
+    fn pull(&mut self, idx: usize) -> Option<Event> {
+        loop {
+            let event = self.sources[idx].next_event(&mut self.counters)?;
+            let wanted = match &event.stream {
+                None => true,
+                Some(stream) => self.wanted.iter().any(|name| {
+                    stream == name || stream.strip_prefix("mediawiki.") == Some(name.as_str())
+                }),
+            };
+            if wanted {
+                return Some(event);
+            }
+        }
+    }
+
+    fn next(&mut self) -> Option<Event> {
+        let idx = (0..self.heads.len())
+            .filter(|&idx| self.heads[idx].is_some())
+            .min_by_key(|&idx| self.heads[idx].as_ref().map(|e| e.dt_ms))?;
+        let event = self.heads[idx].take();
+        self.heads[idx] = self.pull(idx);
+        event
+    }
+}
+
+/// State shared by all connections: what makes "first request" and "once" faults happen once,
+/// and the connections per client address.
 struct Shared {
     args: ServeArgs,
-    events: Events,
+    catalog: Catalog,
     n_requests: AtomicU64,
     stalled: AtomicBool,
+    connections: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Counts a client's open connection while it lives.
+struct ConnectionSlot<'a> {
+    shared: &'a Shared,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut connections) = self.shared.connections.lock()
+            && let Some(n) = connections.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                connections.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Binds, prints `listening on ADDR:PORT`, and serves until killed.
 pub fn run(args: ServeArgs) -> Result<(), Error> {
-    let events = Events::load(&args.input)?;
+    let catalog = Catalog::load(&args.inputs)?;
     let listener = TcpListener::bind((args.addr.as_str(), args.port))
         .map_err(|e| Error::new(format!("binding {}:{}", args.addr, args.port), e))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::new("reading the bound address", e))?;
+    let n_files: usize = catalog.sources.iter().map(Vec::len).sum();
     log::info!(
-        "serving {} events from {}",
-        events.len(),
-        args.input.display()
+        "serving {n_files} files; streams: {}",
+        catalog
+            .streams
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     {
         let mut stdout = io::stdout().lock();
@@ -134,9 +290,10 @@ pub fn run(args: ServeArgs) -> Result<(), Error> {
     }
     let shared = Arc::new(Shared {
         args,
-        events,
+        catalog,
         n_requests: AtomicU64::new(0),
         stalled: AtomicBool::new(false),
+        connections: Mutex::new(HashMap::new()),
     });
     for connection in listener.incoming() {
         let socket = match connection {
@@ -166,6 +323,8 @@ struct Request {
     path: String,
     query: String,
     last_event_id: Option<String>,
+    /// `Accept: application/json` asks for NDJSON instead of SSE.
+    wants_json: bool,
 }
 
 /// Reads a request head (up to the empty line) and picks out what we need.
@@ -204,32 +363,132 @@ fn parse_request_head(head: &str) -> Option<Request> {
         method,
         path: path.to_string(),
         query: query.to_string(),
-        last_event_id: None,
+        ..Request::default()
     };
     for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("last-event-id")
-        {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("last-event-id") {
             request.last_event_id = Some(value.trim().to_string());
+        } else if name.eq_ignore_ascii_case("accept") {
+            // EventSource sends `text/event-stream`; only an explicit JSON preference switches.
+            request.wants_json =
+                value.contains("application/json") && !value.contains("text/event-stream");
         }
     }
     Some(request)
 }
 
-/// Where an EventStreams id points: an offset, or a timestamp in milliseconds.
-#[derive(Debug, PartialEq, Eq)]
-enum Position {
-    Offset(u64),
+/// A position in one topic-partition, as in EventStreams ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// The last offset received: resume after it.
+    Offset(i64),
+    /// A time in milliseconds: resume at the first event at or after it (Kafka's seek by time,
+    /// which sends events of that very millisecond again).
     Timestamp(i64),
 }
 
-/// The position in the first usable entry of an id such as `[{"topic":…,"offset":41}]`.
-fn position_from_id(id: &str) -> Option<Position> {
+/// One entry of an id: `{"topic":…,"partition":…,"offset"|"timestamp":…}`. A missing topic
+/// applies to every topic (older clients store `[{"offset":N}]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    topic: Option<String>,
+    partition: i64,
+    mark: Mark,
+}
+
+/// The entries of a `Last-Event-ID`; None when it is not an EventStreams id.
+fn parse_last_event_id(id: &str) -> Option<Vec<Entry>> {
     let value: serde_json::Value = serde_json::from_str(id).ok()?;
-    value.as_array()?.iter().find_map(|entry| {
-        let offset = entry["offset"].as_u64().map(Position::Offset);
-        offset.or_else(|| entry["timestamp"].as_i64().map(Position::Timestamp))
-    })
+    let entries: Vec<Entry> = value
+        .as_array()?
+        .iter()
+        .filter_map(|entry| {
+            let mark = match (entry["offset"].as_i64(), entry["timestamp"].as_i64()) {
+                // Kafka's "no position yet": this entry does not constrain anything.
+                (Some(offset), _) if offset >= 0 => Mark::Offset(offset),
+                (_, Some(ms)) => Mark::Timestamp(ms),
+                _ => return None,
+            };
+            Some(Entry {
+                topic: entry["topic"].as_str().map(String::from),
+                partition: entry["partition"].as_i64().unwrap_or(0),
+                mark,
+            })
+        })
+        .collect();
+    (!value.as_array()?.is_empty()).then_some(entries)
+}
+
+/// Where a connection starts, per topic-partition, and the positions its ids report.
+struct Positions {
+    resume: Vec<Entry>,
+    since_ms: Option<i64>,
+    /// The latest position per topic-partition, in first-seen order, for the `id:` lines.
+    latest: Vec<(String, i64, Mark)>,
+}
+
+impl Positions {
+    fn new(resume: Vec<Entry>, since_ms: Option<i64>) -> Positions {
+        let latest = resume
+            .iter()
+            .filter_map(|e| Some((e.topic.clone()?, e.partition, e.mark)))
+            .collect();
+        Positions {
+            resume,
+            since_ms,
+            latest,
+        }
+    }
+
+    /// Whether `event` comes before the start position.
+    fn skips(&self, event: &Event) -> bool {
+        let entry = self.resume.iter().find(|e| {
+            e.partition == event.partition && e.topic.as_deref().is_none_or(|t| t == event.topic)
+        });
+        match entry.map(|e| e.mark) {
+            Some(Mark::Offset(offset)) => event.offset <= offset,
+            Some(Mark::Timestamp(ms)) => event.dt_ms < ms,
+            None => self.since_ms.is_some_and(|since| event.dt_ms < since),
+        }
+    }
+
+    /// Records `event` as sent and returns its id line's JSON.
+    fn id_after(&mut self, event: &Event, timestamps: bool) -> String {
+        let mark = match timestamps {
+            true => Mark::Timestamp(event.dt_ms),
+            false => Mark::Offset(event.offset),
+        };
+        match self
+            .latest
+            .iter_mut()
+            .find(|(topic, partition, _)| *topic == event.topic && *partition == event.partition)
+        {
+            Some(entry) => entry.2 = mark,
+            None => self
+                .latest
+                .push((event.topic.clone(), event.partition, mark)),
+        }
+        // Written by hand to keep EventStreams' key order: topic, partition, position.
+        let entries: Vec<String> = self
+            .latest
+            .iter()
+            .map(|(topic, partition, mark)| {
+                let (key, value) = match mark {
+                    Mark::Offset(offset) => ("offset", offset),
+                    Mark::Timestamp(ms) => ("timestamp", ms),
+                };
+                format!(
+                    "{{\"topic\":{},\"partition\":{partition},\"{key}\":{value}}}",
+                    serde_json::Value::from(topic.as_str())
+                )
+            })
+            .collect();
+        format!("[{}]", entries.join(","))
+    }
 }
 
 fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
@@ -238,13 +497,13 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// Writes a complete non-stream response and closes.
-fn respond_error(socket: &mut TcpStream, code: u16, reason: &str, detail: &str) -> io::Result<()> {
-    let body = format!(
-        "{{\"type\":\"about:blank\",\"title\":{},\"status\":{code},\"detail\":{}}}",
-        serde_json::Value::from(reason),
-        serde_json::Value::from(detail)
-    );
+/// Headers every response carries: browsers on other origins may read the stream, as on
+/// stream.wikimedia.org.
+const CORS_HEADERS: &str = "Access-Control-Allow-Origin: *\r\n\
+    Access-Control-Allow-Headers: Last-Event-ID, Accept\r\n";
+
+/// Writes a complete response and closes.
+fn respond(socket: &mut TcpStream, code: u16, content_type: &str, body: &str) -> io::Result<()> {
     let retry_after = if code == 429 || code == 503 {
         "Retry-After: 1\r\n"
     } else {
@@ -252,34 +511,51 @@ fn respond_error(socket: &mut TcpStream, code: u16, reason: &str, detail: &str) 
     };
     write!(
         socket,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{body}",
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{CORS_HEADERS}{retry_after}Connection: close\r\n\r\n{body}",
+        reason_phrase(code),
         body.len()
     )?;
     socket.flush()?;
     socket.shutdown(Shutdown::Both)
 }
 
+/// An error in the shape of EventStreams' (HyperSwitch) JSON error bodies.
+fn respond_error(socket: &mut TcpStream, code: u16, uri: &str, detail: &str) -> io::Result<()> {
+    let body = serde_json::json!({
+        "type": "https://mediawiki.org/wiki/HyperSwitch/errors/".to_string()
+            + &reason_phrase(code).to_lowercase().replace(' ', "_"),
+        "title": reason_phrase(code),
+        "method": "get",
+        "detail": detail,
+        "uri": uri,
+        "status": code,
+    });
+    respond(socket, code, "application/problem+json", &body.to_string())
+}
+
 fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     let request = read_request(&mut socket)?;
     let request_idx = shared.n_requests.fetch_add(1, Ordering::SeqCst);
+    let uri = request.path.clone();
     if let (0, Some(code)) = (request_idx, shared.args.status_first) {
         log::info!("answering the first request with {code} (--status-first)");
-        return respond_error(
-            &mut socket,
-            code,
-            reason_phrase(code),
-            "injected by --status-first",
-        );
+        return respond_error(&mut socket, code, &uri, "injected by --status-first");
     }
-    if request.method != "GET" && request.method != "HEAD" {
-        return respond_error(
-            &mut socket,
-            405,
-            "Method Not Allowed",
-            "only GET is supported",
-        );
+    match request.method.as_str() {
+        "GET" | "HEAD" => {}
+        "OPTIONS" => return respond(&mut socket, 204, "text/plain", ""),
+        _ => return respond_error(&mut socket, 405, &uri, "only GET is supported"),
     }
-    let Some(streams) = request
+    if request.path == "/_info" {
+        let info = serde_json::json!({
+            "name": "wikistream-archiver serve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "replays archived Wikimedia EventStreams",
+            "streams": shared.catalog.streams,
+        });
+        return respond(&mut socket, 200, "application/json", &info.to_string());
+    }
+    let Some(names) = request
         .path
         .strip_prefix("/v2/stream/")
         .filter(|s| !s.is_empty())
@@ -287,35 +563,92 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
         return respond_error(
             &mut socket,
             404,
-            "Not Found",
+            &uri,
             &format!("no route for {}", request.path),
         );
     };
-    let topic = format!(
-        "eqiad.mediawiki.{}",
-        streams.split(',').next().unwrap_or(streams)
-    );
-    let start = match (&request.last_event_id, query_param(&request.query, "since")) {
-        (Some(id), _) => match position_from_id(id) {
-            Some(Position::Offset(offset)) => offset as usize + 1,
-            Some(Position::Timestamp(ms)) => shared.events.first_since(ms),
-            None => return respond_error(&mut socket, 400, "Bad Request", "invalid Last-Event-ID"),
+    let names: Vec<String> = names.split(',').map(String::from).collect();
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| n.is_empty() || !shared.catalog.knows(n))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let detail = format!("Invalid streams: {}", unknown.join(","));
+        return respond_error(&mut socket, 400, &uri, &detail);
+    }
+    let since_ms = match query_param(&request.query, "since") {
+        Some(since) => match crate::cli::parse_since(since) {
+            Ok(ms) => Some(ms),
+            Err(_) => {
+                return respond_error(&mut socket, 400, &uri, &format!("invalid since: {since}"));
+            }
         },
-        (None, Some(since)) => match crate::cli::parse_since(since) {
-            Ok(since_ms) => shared.events.first_since(since_ms),
-            Err(_) => return respond_error(&mut socket, 400, "Bad Request", "invalid since"),
-        },
-        (None, None) => 0,
+        None => None,
     };
-    log::info!("{} {} from offset {start}", request.method, request.path);
-    socket.write_all(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n\
-          Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    let resume = match &request.last_event_id {
+        Some(id) => match parse_last_event_id(id) {
+            Some(entries) => entries,
+            None => {
+                return respond_error(
+                    &mut socket,
+                    400,
+                    &uri,
+                    &format!("invalid Last-Event-ID: {id}"),
+                );
+            }
+        },
+        None => Vec::new(),
+    };
+    let ip = socket.peer_addr()?.ip();
+    let _slot = {
+        let mut connections = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let n = connections.entry(ip).or_insert(0);
+        if shared
+            .args
+            .max_connections_per_ip
+            .is_some_and(|max| *n >= max)
+        {
+            drop(connections);
+            log::info!("refusing {ip}: --max-connections-per-ip reached");
+            return respond_error(
+                &mut socket,
+                429,
+                &uri,
+                "Too many concurrent connections from your client IP address",
+            );
+        }
+        *n += 1;
+        ConnectionSlot { shared, ip }
+    };
+    log::info!(
+        "{} {} (since {since_ms:?}, Last-Event-ID {:?})",
+        request.method,
+        request.path,
+        request.last_event_id
+    );
+    let content_type = match request.wants_json {
+        true => "application/json",
+        false => "text/event-stream; charset=utf-8",
+    };
+    write!(
+        socket,
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-cache\r\n{CORS_HEADERS}\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )?;
     if request.method == "HEAD" {
         return Ok(());
     }
-    stream_events(socket, shared, &topic, start, request_idx)
+    let positions = Positions::new(resume, since_ms);
+    let merge = Merge::new(&shared.catalog, names);
+    stream_events(
+        socket,
+        shared,
+        merge,
+        positions,
+        request.wants_json,
+        request_idx,
+    )
 }
 
 fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
@@ -328,25 +661,15 @@ fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
     socket.write_all(&chunk)
 }
 
-/// Appends the SSE frame of an event to `out`; its id carries `position`.
-fn frame(out: &mut Vec<u8>, topic: &str, position: Position, data: &[u8]) {
-    out.extend_from_slice(b"event: message\nid: [{\"topic\":\"");
-    out.extend_from_slice(topic.as_bytes());
-    let position = match position {
-        Position::Offset(offset) => format!("\"offset\":{offset}"),
-        Position::Timestamp(ms) => format!("\"timestamp\":{ms}"),
-    };
-    out.extend_from_slice(format!("\",\"partition\":0,{position}}}]\ndata: ").as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
-}
-
-/// The id position of event `idx`: its offset, or its timestamp with `--id-timestamps`.
-fn position(shared: &Shared, idx: usize) -> Position {
-    match shared.args.id_timestamps {
-        true => Position::Timestamp(shared.events.dt_ms[idx]),
-        false => Position::Offset(idx as u64),
+/// Appends the SSE frame of an event with id `id`, or its NDJSON line, to `out`.
+fn frame(out: &mut Vec<u8>, id: Option<&str>, data: &[u8]) {
+    if let Some(id) = id {
+        out.extend_from_slice(b"event: message\nid: ");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
     }
+    out.extend_from_slice(data);
+    out.extend_from_slice(if id.is_some() { b"\n\n" } else { b"\n" });
 }
 
 /// How one connection ends: after how many events, and how.
@@ -385,18 +708,23 @@ fn plan(args: &ServeArgs, request_idx: u64) -> Plan {
 fn stream_events(
     mut socket: TcpStream,
     shared: &Shared,
-    topic: &str,
-    start: usize,
+    mut merge: Merge,
+    mut positions: Positions,
+    json: bool,
     request_idx: u64,
 ) -> io::Result<()> {
     let args = &shared.args;
     let plan = plan(args, request_idx);
     let mut batch = Vec::with_capacity(CHUNK_BYTES * 2);
-    if let Some(retry) = args.retry_ms {
+    if let (Some(retry), false) = (args.retry_ms, json) {
         batch.extend_from_slice(format!("retry: {retry}\n\n").as_bytes());
     }
     let started = Instant::now();
-    for (n_sent, idx) in (0u64..).zip(start..shared.events.len()) {
+    let mut n_sent = 0u64;
+    while let Some(event) = merge.next() {
+        if positions.skips(&event) {
+            continue;
+        }
         if let Some(rate) = args.rate {
             let due = started + Duration::from_secs_f64(n_sent as f64 / rate);
             let now = Instant::now();
@@ -406,6 +734,7 @@ fn stream_events(
                 std::thread::sleep(due - now);
             }
         }
+        let id = (!json).then(|| positions.id_after(&event, !args.id_offsets));
         if plan.disconnect_after == Some(n_sent) {
             if plan.stall {
                 write_chunk(&mut socket, &batch)?;
@@ -414,15 +743,10 @@ fn stream_events(
             }
             if plan.cut_mid_event {
                 let mut next = Vec::new();
-                frame(
-                    &mut next,
-                    topic,
-                    position(shared, idx),
-                    shared.events.data(idx),
-                );
+                frame(&mut next, id.as_deref(), &event.data);
                 batch.extend_from_slice(&next[..next.len() / 2]);
                 write_chunk(&mut socket, &batch)?;
-                log::info!("cutting the connection in the middle of event {idx} (--cut-mid-event)");
+                log::info!("cutting the connection in the middle of an event (--cut-mid-event)");
                 return socket.shutdown(Shutdown::Both);
             }
             write_chunk(&mut socket, &batch)?;
@@ -435,22 +759,19 @@ fn stream_events(
             log::info!("stalling after {n_sent} events (--stall-after)");
             return hold_until_closed(&mut socket);
         }
-        frame(
-            &mut batch,
-            topic,
-            position(shared, idx),
-            shared.events.data(idx),
-        );
+        frame(&mut batch, id.as_deref(), &event.data);
+        n_sent += 1;
         if batch.len() >= CHUNK_BYTES {
             write_chunk(&mut socket, &batch)?;
             batch.clear();
         }
     }
     write_chunk(&mut socket, &batch)?;
-    log::info!(
-        "all {} events sent; keeping the stream open",
-        shared.events.len()
-    );
+    log::info!("all {n_sent} events sent; keeping the stream open");
+    if json {
+        // NDJSON has no comments to keep the connection alive with.
+        return hold_until_closed(&mut socket);
+    }
     loop {
         std::thread::sleep(args.keepalive);
         write_chunk(&mut socket, b":\n")?;
@@ -479,9 +800,12 @@ fn hold_until_closed(socket: &mut TcpStream) -> io::Result<()> {
 
 fn reason_phrase(code: u16) -> &'static str {
     match code {
+        200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
@@ -494,39 +818,80 @@ fn reason_phrase(code: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_head_parsing() {
-        let head = "GET /v2/stream/recentchange?since=5 HTTP/1.1\r\nHost: x\r\nlast-event-id: [{\"offset\":3}]\r\n\r\n";
-        let request = parse_request_head(head).expect("valid");
-        assert_eq!(request.path, "/v2/stream/recentchange");
-        assert_eq!(query_param(&request.query, "since"), Some("5"));
-        let id = request.last_event_id.as_deref().expect("id");
-        assert_eq!(position_from_id(id), Some(Position::Offset(3)));
-        assert!(parse_request_head("garbage\r\n\r\n").is_none());
+    fn event(topic: &str, offset: i64, dt_ms: i64) -> Event {
+        Event {
+            data: b"{}".to_vec(),
+            dt_ms,
+            stream: None,
+            topic: topic.to_string(),
+            partition: 0,
+            offset,
+        }
     }
 
     #[test]
-    fn ids_with_offsets_or_timestamps() {
-        let by_time = "[{\"topic\":\"t\",\"partition\":0,\"timestamp\":5}]";
-        assert_eq!(position_from_id(by_time), Some(Position::Timestamp(5)));
-        let two = "[{\"topic\":\"t\",\"offset\":-1},{\"offset\":9}]";
-        assert_eq!(position_from_id(two), Some(Position::Offset(9)));
-        assert_eq!(position_from_id("nonsense"), None);
+    fn request_head_parsing() {
+        let head = "GET /v2/stream/recentchange?since=5 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nlast-event-id: [{\"offset\":3}]\r\n\r\n";
+        let request = parse_request_head(head).expect("valid");
+        assert_eq!(request.path, "/v2/stream/recentchange");
+        assert_eq!(query_param(&request.query, "since"), Some("5"));
+        assert!(request.wants_json);
+        let id = request.last_event_id.as_deref().expect("id");
+        let entries = parse_last_event_id(id).expect("entries");
+        assert_eq!(entries[0].mark, Mark::Offset(3));
+        assert_eq!(entries[0].topic, None);
+        assert!(parse_request_head("garbage\r\n\r\n").is_none());
+        let sse = parse_request_head("GET / HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n");
+        assert!(!sse.expect("valid").wants_json);
+    }
+
+    #[test]
+    fn resume_per_topic_partition() {
+        let id = r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000},{"topic":"codfw.rc","partition":0,"offset":7},{"topic":"x","partition":0,"offset":-1}]"#;
+        let entries = parse_last_event_id(id).expect("entries");
+        assert_eq!(entries.len(), 2);
+        let positions = Positions::new(entries, Some(5000));
+        assert!(positions.skips(&event("eqiad.rc", 1, 999)));
+        assert!(!positions.skips(&event("eqiad.rc", 1, 1000)));
+        assert!(positions.skips(&event("codfw.rc", 7, 9000)));
+        assert!(!positions.skips(&event("codfw.rc", 8, 0)));
+        // A topic-partition without an entry starts at `since`.
+        assert!(positions.skips(&event("other", 0, 4999)));
+        assert!(!positions.skips(&event("other", 0, 5000)));
+        assert_eq!(parse_last_event_id("nonsense"), None);
+        assert_eq!(parse_last_event_id("[]"), None);
+    }
+
+    #[test]
+    fn ids_list_every_topic_partition_seen() {
+        let mut positions = Positions::new(Vec::new(), None);
+        let first = positions.id_after(&event("eqiad.rc", 5, 1000), true);
+        assert_eq!(
+            first,
+            r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000}]"#
+        );
+        positions.id_after(&event("codfw.rc", 9, 1001), false);
+        let third = positions.id_after(&event("eqiad.rc", 6, 1002), false);
+        let value: serde_json::Value = serde_json::from_str(&third).expect("json");
+        assert_eq!(value[0]["offset"], 6);
+        assert_eq!(value[1]["topic"], "codfw.rc");
+        // An id this server wrote resumes right after the event it belongs to.
+        let resumed = Positions::new(parse_last_event_id(&third).expect("entries"), None);
+        assert!(resumed.skips(&event("eqiad.rc", 6, 0)));
+        assert!(!resumed.skips(&event("eqiad.rc", 7, 0)));
     }
 
     #[test]
     fn frames_look_like_wikimedia() {
         let mut out = Vec::new();
-        frame(
-            &mut out,
-            "eqiad.mediawiki.recentchange",
-            Position::Offset(7),
-            b"{}",
-        );
+        frame(&mut out, Some("[{\"offset\":7}]"), b"{}");
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "event: message\nid: [{\"topic\":\"eqiad.mediawiki.recentchange\",\"partition\":0,\"offset\":7}]\ndata: {}\n\n"
+            "event: message\nid: [{\"offset\":7}]\ndata: {}\n\n"
         );
+        let mut out = Vec::new();
+        frame(&mut out, None, b"{}");
+        assert_eq!(out, b"{}\n");
     }
 
     #[test]

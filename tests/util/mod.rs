@@ -172,6 +172,10 @@ impl Serve {
     pub fn start(input: &Path, extra: &[&str], log_dir: &Path) -> Serve {
         let mut cmd = command();
         cmd.arg("serve").arg("--input").arg(input).args(extra);
+        // These tests check positions by offset; timestamp ids are tested where asked for.
+        if !extra.contains(&"--id-timestamps") {
+            cmd.arg("--id-offsets");
+        }
         let running = Running::start(cmd, log_dir, "serve");
         let until = Instant::now() + Duration::from_secs(10);
         loop {
