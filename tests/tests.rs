@@ -10,3 +10,4 @@ mod fixture_server;
 mod health;
 mod parse;
 mod tls;
+mod tools;

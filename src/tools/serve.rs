@@ -773,19 +773,22 @@ fn stream_events(
         return hold_until_closed(&mut socket);
     }
     loop {
-        std::thread::sleep(args.keepalive);
+        if wait_unless_closed(&mut socket, args.keepalive)? {
+            return Ok(());
+        }
         write_chunk(&mut socket, b":\n")?;
     }
 }
 
-/// Keeps a stalled socket open, sending nothing, until the client goes away.
-fn hold_until_closed(socket: &mut TcpStream) -> io::Result<()> {
-    socket.set_read_timeout(Some(Duration::from_secs(1)))?;
-    let started = Instant::now();
+/// Waits `duration` while watching for the client to go away (so its connection stops counting
+/// against `--max-connections-per-ip` at once); returns true when it did.
+fn wait_unless_closed(socket: &mut TcpStream, duration: Duration) -> io::Result<bool> {
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let until = Instant::now() + duration;
     let mut buf = [0u8; 512];
-    while started.elapsed() < MAX_STALL {
+    while Instant::now() < until {
         match socket.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(true),
             Ok(_) => {}
             Err(e)
                 if matches!(
@@ -795,7 +798,12 @@ fn hold_until_closed(socket: &mut TcpStream) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(false)
+}
+
+/// Keeps a stalled socket open, sending nothing, until the client goes away.
+fn hold_until_closed(socket: &mut TcpStream) -> io::Result<()> {
+    wait_unless_closed(socket, MAX_STALL).map(|_| ())
 }
 
 fn reason_phrase(code: u16) -> &'static str {
