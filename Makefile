@@ -2,6 +2,8 @@
 #   make            release build for this machine (target/release/wikistream-archiver)
 #   make test       formatting, lints, unit and integration tests (what CI runs)
 #   make demo       archive 150 events from the built-in replay server into ./demo-archive
+#   make interop    Python sseclient-py and Node eventsource read `serve` (installs them)
+#   make e2e        the status page in headless Chromium; screenshots in target/e2e/
 # Variables: PROFILE (release|dev), TARGET (e.g. aarch64-unknown-linux-musl), prefix, DESTDIR.
 
 CARGO   ?= cargo
@@ -17,7 +19,8 @@ PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean \
-	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz
+	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz \
+	interop e2e
 
 all: build
 
@@ -57,6 +60,14 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf demo-archive dist
+
+# Third-party clients against `serve` (pinned: tests/interop/requirements.txt, tests/js/).
+interop:
+	sh tests/interop/run.sh
+
+# The status page in Debian's Chromium via playwright-core; screenshots in target/e2e/.
+e2e:
+	sh tests/e2e/run.sh
 
 # Benchmarks (not tests): prints a Markdown table; about 3-4 minutes.
 bench:

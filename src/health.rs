@@ -1,5 +1,6 @@
 //! Health and metrics over HTTP, on one helper thread with tiny_http: `/check` for supervisors
-//! and uptime monitors, `/metrics` for Prometheus, `/status` as JSON.
+//! and uptime monitors, `/metrics` for Prometheus, `/status` as JSON, and `/` a self-contained
+//! status page (`status.html`, compiled in) that polls `/status`.
 //!
 //! The thread only reads `Stats`; it never takes a lock the main loop waits for, so a slow or
 //! hostile client cannot slow archiving down. Rendering is pure (`respond` takes the time), so
@@ -11,7 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::stats::Stats;
+use crate::stats::{RATE_BUCKET_SECS, Stats};
+
+/// The status page: one HTML file with inline CSS and script, no external resources.
+pub const STATUS_PAGE: &str = include_str!("status.html");
 
 /// What `/check` and friends answer.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,9 +82,9 @@ pub fn respond(
     max_silence: Duration,
 ) -> Reply {
     let path = url.split('?').next().unwrap_or_default();
-    let known = matches!(path, "/check" | "/metrics" | "/status");
+    let known = matches!(path, "/" | "/check" | "/metrics" | "/status");
     if !known {
-        return Reply::text(404, "not found: try /check, /metrics or /status\n");
+        return Reply::text(404, "not found: try /, /check, /metrics or /status\n");
     }
     if method != "GET" && method != "HEAD" {
         return Reply::text(405, "method not allowed: use GET or HEAD\n");
@@ -89,6 +93,11 @@ pub fn respond(
         "/check" => match check(stats, now_ms, max_silence) {
             Ok(()) => Reply::text(200, "OK\n"),
             Err(reason) => Reply::text(500, format!("{reason}\n")),
+        },
+        "/" => Reply {
+            code: 200,
+            content_type: "text/html; charset=utf-8",
+            body: STATUS_PAGE.to_string(),
         },
         "/metrics" => Reply {
             code: 200,
@@ -354,6 +363,17 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// RFC 3339 for Unix milliseconds (empty if out of range).
+fn rfc3339_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// `/status`: the metrics as one JSON document, plus the open file, last id and uptime.
 pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
     use std::sync::atomic::Ordering::Relaxed;
@@ -366,6 +386,29 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         .map(|t| t.clone())
         .unwrap_or_default();
     let health = check(stats, now_ms, max_silence);
+    let last_event_ms = stats.last_event_at_ms.load(Relaxed);
+    let series: serde_json::Map<String, serde_json::Value> = stats
+        .rates
+        .per_second(now_ms)
+        .into_iter()
+        .map(|(name, rates)| (name.to_string(), rates.into()))
+        .collect();
+    let top_wikis: Vec<serde_json::Value> = text
+        .top_wikis
+        .iter()
+        .map(|(wiki, n)| serde_json::json!({"wiki": wiki, "events": n}))
+        .collect();
+    let completed: Vec<serde_json::Value> = text
+        .completed
+        .iter()
+        .map(|file| {
+            serde_json::json!({
+                "name": file.name,
+                "bytes": file.bytes,
+                "completed_at": rfc3339_ms(file.at_ms),
+            })
+        })
+        .collect();
     let document = serde_json::json!({
         "healthy": health.is_ok(),
         "health": health.err().unwrap_or_else(|| "OK".into()),
@@ -389,8 +432,12 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         "open_file": text.open_file,
         "open_file_bytes": stats.open_file_bytes.load(Relaxed),
         "last_event_id": text.last_event_id,
-        "last_event_timestamp_seconds": seconds(stats.last_event_at_ms.load(Relaxed)),
+        "last_event_timestamp_seconds": seconds(last_event_ms),
+        "seconds_since_last_event": (last_event_ms != 0).then(|| seconds(now_ms - last_event_ms)),
         "lag_seconds": lag_seconds(stats, now_ms),
+        "rates_per_second": {"bucket_seconds": RATE_BUCKET_SECS, "series": series},
+        "top_wikis": top_wikis,
+        "completed_files": completed,
     });
     document.to_string()
 }
@@ -471,5 +518,48 @@ mod tests {
         assert_eq!(value["open_file"], "x.part");
         assert_eq!(value["last_event_id"], "[1]");
         assert_eq!(value["uptime_seconds"], 5);
+        assert_eq!(value["seconds_since_last_event"], serde_json::Value::Null);
+        assert_eq!(
+            value["rates_per_second"]["series"]["edit"]
+                .as_array()
+                .unwrap()
+                .len(),
+            60
+        );
+        stats.note_completed(std::path::Path::new("/nonexistent/a.ndjson.gz"), 1_000);
+        let value: serde_json::Value =
+            serde_json::from_str(&status(&stats, 5000, SILENCE)).unwrap();
+        assert_eq!(value["completed_files"][0]["name"], "a.ndjson.gz");
+        assert_eq!(
+            value["completed_files"][0]["completed_at"],
+            "1970-01-01T00:00:01Z"
+        );
+    }
+
+    #[test]
+    fn the_status_page_is_small_and_self_contained() {
+        let reply = respond("GET", "/", &Stats::default(), 0, SILENCE);
+        assert_eq!(reply.code, 200);
+        assert!(reply.content_type.starts_with("text/html"));
+        assert!(reply.body.len() < 12 * 1024, "{} bytes", reply.body.len());
+        for external in ["src=", "href=", "@import", "url("] {
+            assert!(!reply.body.contains(external), "page loads {external}");
+        }
+        // Every field the page reads is in /status.
+        let status: serde_json::Value =
+            serde_json::from_str(&status(&Stats::default(), 0, SILENCE)).unwrap();
+        for (idx, _) in reply.body.match_indices("s.") {
+            let before = reply.body[..idx].chars().next_back().unwrap_or(' ');
+            if before.is_ascii_alphanumeric() || before == '_' {
+                continue;
+            }
+            let key: String = reply.body[idx + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if key.len() > 2 {
+                assert!(status.get(&key).is_some(), "/status lacks {key}");
+            }
+        }
     }
 }
