@@ -180,6 +180,16 @@ fn label(key: &str, value: &str) -> String {
     format!("{{{key}=\"{escaped}\"}}")
 }
 
+/// Samples of a labelled counter: one per label, under `key`.
+fn by_label(
+    key: &str,
+    snapshot: impl Iterator<Item = (&'static str, u64)>,
+) -> Vec<(String, String)> {
+    snapshot
+        .map(|(value, n)| (label(key, value), n.to_string()))
+        .collect()
+}
+
 fn plain(value: impl ToString) -> Vec<(String, String)> {
     vec![(String::new(), value.to_string())]
 }
@@ -201,11 +211,7 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Events written to the archive, by meta.stream.",
         &by_stream,
     );
-    let by_type: Vec<_> = stats
-        .archived_by_type
-        .snapshot()
-        .map(|(t, n)| (label("type", t), n.to_string()))
-        .collect();
+    let by_type = by_label("type", stats.archived_by_type.snapshot());
     family(
         &mut out,
         "events_archived_by_type_total",
@@ -227,11 +233,7 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Compressed bytes written to archive and rejects files.",
         &plain(stats.bytes_written.load(Relaxed)),
     );
-    let rejects: Vec<_> = stats
-        .rejects
-        .snapshot()
-        .map(|(r, n)| (label("reason", r), n.to_string()))
-        .collect();
+    let rejects = by_label("reason", stats.rejects.snapshot());
     family(
         &mut out,
         "rejects_total",
@@ -253,11 +255,7 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Events dropped because their meta.id was archived already.",
         &plain(stats.duplicates.load(Relaxed)),
     );
-    let filtered: Vec<_> = stats
-        .filtered
-        .snapshot()
-        .map(|(r, n)| (label("reason", r), n.to_string()))
-        .collect();
+    let filtered = by_label("reason", stats.filtered.snapshot());
     family(
         &mut out,
         "filtered_total",
@@ -265,11 +263,7 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Events not archived because a filter left them out, by filter.",
         &filtered,
     );
-    let reconnects: Vec<_> = stats
-        .reconnects
-        .snapshot()
-        .map(|(r, n)| (label("reason", r), n.to_string()))
-        .collect();
+    let reconnects = by_label("reason", stats.reconnects.snapshot());
     family(
         &mut out,
         "reconnects_total",
@@ -277,11 +271,7 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Reconnections, by what ended the previous attempt.",
         &reconnects,
     );
-    let rotations: Vec<_> = stats
-        .rotations
-        .snapshot()
-        .map(|(r, n)| (label("reason", r), n.to_string()))
-        .collect();
+    let rotations = by_label("reason", stats.rotations.snapshot());
     family(
         &mut out,
         "rotations_total",
