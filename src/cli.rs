@@ -88,7 +88,8 @@ FILTERS (run, tail, cat; flags combine with AND, a flag's comma-separated values
 
 TAIL:
     wikistream-archiver tail [--stream NAMES | --url URL] [FILTERS] [--format line|json]
-    Connects, resumes and reconnects like run, and prints instead of archiving. Accepts
+    Connects, resumes and reconnects like run, and prints instead of archiving; logs only
+    warnings unless -v. Accepts
     --stream --base-url --url --since --user-agent --ca-file --idle-timeout --max-events
     --max-event-bytes --keep-canary --format --log-timestamps -v -q. Colour only on a
     terminal and without NO_COLOR.
@@ -588,7 +589,8 @@ impl RunBuilder {
                 max_bytes: self.max_archive_bytes,
             },
             log_timestamps: self.log_timestamps.unwrap_or(true),
-            verbosity: self.verbosity,
+            // `tail` shares the terminal with its events: connection news only with -v.
+            verbosity: self.verbosity - i32::from(self.tail),
             filter: self.filter.build()?,
             output,
         })))

@@ -452,6 +452,46 @@ fn tail_prints_events_as_json_or_lines() {
     util::assert_same_events(&util::archive_lines(&output_dir), &printed);
 }
 
+#[test]
+fn tail_ends_quietly_on_a_closed_pipe_and_on_ctrl_c() {
+    let dir = util::temp_dir();
+    let serve = Serve::start(
+        &util::fixture("recentchange-200.ndjson"),
+        &["--rate", "50"],
+        dir.path(),
+    );
+    let mut child = util::command()
+        .args(["tail", "--url", &serve.url()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tail");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).expect("a first line");
+    drop(stdout);
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+
+    let running = util::Running::start(
+        {
+            let mut cmd = util::command();
+            cmd.args(["tail", "--url", &serve.url()]);
+            cmd
+        },
+        dir.path(),
+        "tail",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    running.signal("INT");
+    let finished = running.wait(TIMEOUT);
+    serve.stop();
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(finished.stderr, "");
+    assert!(finished.stdout.lines().count() > 3, "{}", finished.stdout);
+}
+
 /// Sends a GET with `headers`; returns the response head and what body arrived within a moment.
 fn get(port: u16, path: &str, headers: &str) -> (String, String) {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
