@@ -57,6 +57,14 @@ pub struct Damage {
     pub n_unverified_lines: u64,
 }
 
+impl Damage {
+    /// Whether this is damage, given whether the file is still being written: the open file's
+    /// torn tail is only what was written since its last checkpoint.
+    pub fn is_damage(&self, open: bool) -> bool {
+        !(open && self.truncated)
+    }
+}
+
 /// What reading a file found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -103,7 +111,8 @@ pub fn read_lines(
             Ok(_) => {}
             Err(e) => return Err(ReadError::File(Error::io("reading", path, e))),
         }
-        let mut n_unverified_lines = 0;
+        // Lines and bytes of this member handed on so far; they count once its check passes.
+        let (mut n_member_lines, mut n_member_bytes) = (0, 0);
         let mut decoder = flate2::bufread::GzDecoder::new(&mut reader);
         let failure = loop {
             match decoder.read(&mut buf) {
@@ -113,14 +122,12 @@ pub fn read_lines(
             }
             if pending.len() > MEMBER_BUFFER_BYTES {
                 let (n, n_bytes) = hand_on_lines(&mut pending, on_line)?;
-                n_unverified_lines += n;
-                report.n_lines += n;
-                report.text_bytes += n_bytes;
+                n_member_lines += n;
+                n_member_bytes += n_bytes;
             }
         };
         drop(decoder);
         if let Some(e) = failure {
-            report.n_lines -= n_unverified_lines;
             // The decoder says UnexpectedEof when the data ends inside the member (a bad
             // checksum or bad deflate data is InvalidInput or InvalidData); the file must end
             // there too, or it is bad data that merely looked unfinished.
@@ -130,15 +137,15 @@ pub fn read_lines(
                 offset: report.intact_bytes,
                 truncated,
                 message: e.to_string(),
-                n_unverified_lines,
+                n_unverified_lines: n_member_lines,
             });
             // A line begun in an earlier, intact member stays unfinished: not handed on.
             return Ok(report);
         }
         report.intact_bytes = reader.n_consumed;
         let (n, n_bytes) = hand_on_lines(&mut pending, on_line)?;
-        report.n_lines += n;
-        report.text_bytes += n_bytes;
+        report.n_lines += n_member_lines + n;
+        report.text_bytes += n_member_bytes + n_bytes;
     }
     if !pending.is_empty() {
         // Archive lines always end in a newline; a last line without one is still checked data.

@@ -13,7 +13,7 @@ use crate::archive::{self, FileRole};
 use crate::cli::CatArgs;
 use crate::event;
 use crate::filter::Filter;
-use crate::tools::Error;
+use crate::tools::{Error, quiet_on_closed_pipe};
 
 /// Standard output is written in blocks of this size: a pipe into another program takes large
 /// writes best.
@@ -68,7 +68,7 @@ pub fn report_damage(path: &Path, open: bool, report: &Report) -> bool {
         return false;
     };
     let lost = report.file_bytes - damage.offset;
-    let is_damage = !(open && damage.truncated);
+    let is_damage = damage.is_damage(open);
     let what = match (open, damage.truncated) {
         (true, true) => "are not readable yet (written since the last checkpoint)".to_string(),
         (_, true) => format!("are a torn tail ({})", damage.message),
@@ -112,7 +112,7 @@ pub fn run(args: &CatArgs) -> Result<bool, Error> {
         });
         let report = match result {
             Ok(report) => report,
-            Err(ReadError::Sink(e)) => return quiet_on_closed_pipe(e),
+            Err(ReadError::Sink(e)) => return quiet_on_closed_pipe(e).map(|()| true),
             Err(ReadError::File(e)) => return Err(Error::from_archive(e)),
         };
         all_intact &= !report_damage(&input.path, input.open, &report);
@@ -120,7 +120,7 @@ pub fn run(args: &CatArgs) -> Result<bool, Error> {
         if args.count
             && let Err(e) = writeln!(out, "{n_kept:>12} {}", input.path.display())
         {
-            return quiet_on_closed_pipe(e);
+            return quiet_on_closed_pipe(e).map(|()| true);
         }
     }
     let end = match args.count {
@@ -129,14 +129,6 @@ pub fn run(args: &CatArgs) -> Result<bool, Error> {
     };
     match end {
         Ok(()) => Ok(all_intact),
-        Err(e) => quiet_on_closed_pipe(e),
-    }
-}
-
-/// A closed pipe ends `cat` without a message; other write errors are reported.
-fn quiet_on_closed_pipe(e: io::Error) -> Result<bool, Error> {
-    match e.kind() {
-        io::ErrorKind::BrokenPipe => Ok(true),
-        _ => Err(Error::new("writing standard output", e)),
+        Err(e) => quiet_on_closed_pipe(e).map(|()| true),
     }
 }

@@ -11,6 +11,14 @@ pub mod verify;
 use std::fmt;
 use std::io;
 
+/// A closed stdout (`… | head`) ends a command quietly; other write errors are reported.
+pub fn quiet_on_closed_pipe(e: io::Error) -> Result<(), Error> {
+    match crate::console::is_closed_pipe(&e) {
+        true => Ok(()),
+        false => Err(Error::new("writing standard output", e)),
+    }
+}
+
 /// An I/O failure with what was being done to what.
 #[derive(Debug)]
 pub struct Error {

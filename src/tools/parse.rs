@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Read, Write};
 
 use crate::cli::ParseArgs;
 use crate::sse::{Item, Parser};
-use crate::tools::Error;
+use crate::tools::{Error, quiet_on_closed_pipe};
 
 /// The same limit as `run`'s default, so `parse` shows what the archiver would see.
 const MAX_EVENT_BYTES: usize = 8 << 20;
@@ -40,20 +40,11 @@ pub fn run(args: &ParseArgs) -> Result<(), Error> {
             }
         });
         if let Err(e) = std::mem::replace(&mut write_result, Ok(())) {
-            return quiet_on_broken_pipe(e);
+            return quiet_on_closed_pipe(e);
         }
     }
     parser.finish();
-    out.flush().or_else(quiet_on_broken_pipe)
-}
-
-/// A closed stdout (`parse … | head`) ends the output quietly.
-fn quiet_on_broken_pipe(e: io::Error) -> Result<(), Error> {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        Ok(())
-    } else {
-        Err(Error::new("writing standard output", e))
-    }
+    out.flush().or_else(quiet_on_closed_pipe)
 }
 
 fn item_json(item: &Item<'_>) -> String {

@@ -17,7 +17,7 @@ use crate::archive::reader::{self, ReadError};
 use crate::archive::{self, FileRole};
 use crate::cli::VerifyArgs;
 use crate::event::{self, RecentIds};
-use crate::tools::Error;
+use crate::tools::{Error, quiet_on_closed_pipe};
 
 /// How many recent ids duplicate detection remembers: about 25 MB, ninety minutes of the live
 /// stream. Duplicates from reconnects and restarts are seconds apart, so detection is exact for
@@ -36,6 +36,19 @@ pub struct DamagedFile {
     pub lost_bytes: u64,
     pub truncated: bool,
     pub message: String,
+}
+
+impl DamagedFile {
+    /// A file that could not be opened or read at all.
+    fn unreadable(file: String, e: &dyn std::fmt::Display) -> DamagedFile {
+        DamagedFile {
+            file,
+            offset: 0,
+            lost_bytes: 0,
+            truncated: false,
+            message: e.to_string(),
+        }
+    }
 }
 
 /// Missing offsets in one topic-partition.
@@ -242,6 +255,8 @@ struct Progress {
     enabled: bool,
     started: Instant,
     last_drawn: Instant,
+    /// Decoded bytes read so far, for the speed shown.
+    n_bytes: u64,
 }
 
 impl Progress {
@@ -250,6 +265,7 @@ impl Progress {
             enabled: io::stderr().is_terminal(),
             started: Instant::now(),
             last_drawn: Instant::now(),
+            n_bytes: 0,
         }
     }
 
@@ -264,7 +280,7 @@ impl Progress {
             "\r\x1b[Kverify: file {}/{n_files}, {} events, {:.0} MB/s",
             file_idx + 1,
             summary.n_events,
-            summary.text_bytes as f64 / secs / 1e6
+            self.n_bytes as f64 / secs / 1e6
         );
     }
 
@@ -299,7 +315,7 @@ pub fn run(args: &VerifyArgs) -> Result<bool, Error> {
             let mut n_since_draw = 0u32;
             reader::read_lines(path, &mut |line| {
                 checker.line(line, &name);
-                checker.summary.text_bytes += line.len() as u64 + 1;
+                progress.n_bytes += line.len() as u64 + 1;
                 n_since_draw += 1;
                 if n_since_draw == 4096 {
                     n_since_draw = 0;
@@ -312,13 +328,8 @@ pub fn run(args: &VerifyArgs) -> Result<bool, Error> {
             Ok(report) => report,
             Err(ReadError::File(e)) => {
                 // Unreadable (e.g. permissions): damage too, and the check goes on.
-                checker.summary.damaged.push(DamagedFile {
-                    file: name,
-                    offset: 0,
-                    lost_bytes: 0,
-                    truncated: false,
-                    message: e.to_string(),
-                });
+                let damaged = DamagedFile::unreadable(name, &e);
+                checker.summary.damaged.push(damaged);
                 continue;
             }
             Err(ReadError::Sink(_)) => unreachable!("the sink above never fails"),
@@ -326,10 +337,11 @@ pub fn run(args: &VerifyArgs) -> Result<bool, Error> {
         let summary = &mut checker.summary;
         summary.n_files += 1;
         summary.compressed_bytes += report.file_bytes;
+        summary.text_bytes += report.text_bytes;
         if let Some(damage) = report.damage {
             let lost_bytes = report.file_bytes - damage.offset;
             let open = matches!(role, FileRole::Events { open: true, .. });
-            if open && damage.truncated {
+            if !damage.is_damage(open) {
                 summary.unfinished_bytes += lost_bytes;
             } else {
                 summary.damaged.push(DamagedFile {
@@ -347,13 +359,10 @@ pub fn run(args: &VerifyArgs) -> Result<bool, Error> {
         let result = reader::read_lines(path, &mut |_| Ok(()));
         match result {
             Ok(report) => checker.summary.n_rejects += report.n_lines,
-            Err(e) => checker.summary.damaged.push(DamagedFile {
-                file: file_name(path),
-                offset: 0,
-                lost_bytes: 0,
-                truncated: false,
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                let damaged = DamagedFile::unreadable(file_name(path), &e);
+                checker.summary.damaged.push(damaged);
+            }
         }
     }
     progress.clear();
@@ -363,13 +372,10 @@ pub fn run(args: &VerifyArgs) -> Result<bool, Error> {
         false => to_text(&args.dir, summary),
     };
     let mut stdout = io::stdout().lock();
-    if let Err(e) = stdout
+    stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        return Err(Error::new("writing standard output", e));
-    }
+        .or_else(quiet_on_closed_pipe)?;
     Ok(summary.damaged.is_empty() && summary.n_duplicates == 0)
 }
 
