@@ -364,12 +364,16 @@ fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Counts by label as a JSON object.
+fn counts<K: Into<String>>(
+    snapshot: impl Iterator<Item = (K, u64)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    snapshot.map(|(k, n)| (k.into(), n.into())).collect()
+}
+
 /// `/status`: the metrics as one JSON document, plus the open file, last id and uptime.
 pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
     use std::sync::atomic::Ordering::Relaxed;
-    let pairs = |iter: &mut dyn Iterator<Item = (String, u64)>| -> serde_json::Map<String, serde_json::Value> {
-        iter.map(|(k, v)| (k, v.into())).collect()
-    };
     let text = stats
         .status_text
         .lock()
@@ -406,14 +410,14 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         "uptime_seconds": (now_ms - stats.started_at_ms.load(Relaxed)) / 1000,
         "connected": stats.connected.load(Relaxed),
         "events_archived": stats.events_archived.load(Relaxed),
-        "events_archived_by_stream": pairs(&mut stats.archived_by_stream.snapshot().into_iter()),
-        "events_archived_by_type": pairs(&mut stats.archived_by_type.snapshot().map(|(k, v)| (k.to_string(), v))),
-        "rejects": pairs(&mut stats.rejects.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "events_archived_by_stream": counts(stats.archived_by_stream.snapshot().into_iter()),
+        "events_archived_by_type": counts(stats.archived_by_type.snapshot()),
+        "rejects": counts(stats.rejects.snapshot()),
         "canaries": stats.canaries.load(Relaxed),
         "duplicates": stats.duplicates.load(Relaxed),
-        "filtered": pairs(&mut stats.filtered.snapshot().map(|(k, v)| (k.to_string(), v))),
-        "reconnects": pairs(&mut stats.reconnects.snapshot().map(|(k, v)| (k.to_string(), v))),
-        "rotations": pairs(&mut stats.rotations.snapshot().map(|(k, v)| (k.to_string(), v))),
+        "filtered": counts(stats.filtered.snapshot()),
+        "reconnects": counts(stats.reconnects.snapshot()),
+        "rotations": counts(stats.rotations.snapshot()),
         "checkpoints": stats.checkpoints.load(Relaxed),
         "checkpoint_failures": stats.checkpoint_failures.load(Relaxed),
         "gaps": stats.gaps.load(Relaxed),

@@ -326,7 +326,8 @@ struct Session {
     printer: Option<Printer>,
     filter: Filter,
     stats: Arc<Stats>,
-    wikis: WikiCounts,
+    /// Events per wiki for `/status`; None without a status port, where nobody reads them.
+    wikis: Option<WikiCounts>,
     last_published: Instant,
     cfg: SessionConfig,
     clock: Clock,
@@ -361,7 +362,7 @@ impl Session {
             printer: args.output.print_format().map(Printer::stdout),
             filter: args.filter.clone(),
             stats,
-            wikis: WikiCounts::default(),
+            wikis: args.status_port.map(|_| WikiCounts::default()),
             last_published: Instant::now(),
             cfg: SessionConfig {
                 keep_canary: args.keep_canary,
@@ -429,8 +430,10 @@ impl Session {
     /// Periodic work between reads: `--on-ready` children, SIGUSR1, minute rotation, checkpoints.
     fn housekeeping(&mut self, signals: &Signals) -> Result<(), archive::Error> {
         self.flush_printer();
-        if self.last_published.elapsed() >= PUBLISH_INTERVAL {
-            self.stats.try_set_top_wikis(&self.wikis);
+        if let Some(wikis) = &self.wikis
+            && self.last_published.elapsed() >= PUBLISH_INTERVAL
+        {
+            self.stats.try_set_top_wikis(wikis);
             self.last_published = Instant::now();
         }
         let Some(archive) = self.archive.as_mut() else {
@@ -723,8 +726,10 @@ impl Session {
         let type_idx = Stats::type_idx(meta.kind.as_deref());
         self.stats.archived_by_type.add(type_idx);
         self.stats.rates.add(unix_ms(now), type_idx);
-        let wiki = meta.wiki.as_deref().or(meta.domain.as_deref());
-        self.wikis.add(wiki.unwrap_or("unknown"));
+        if let Some(wikis) = &mut self.wikis {
+            let wiki = meta.wiki.as_deref().or(meta.domain.as_deref());
+            wikis.add(wiki.unwrap_or("unknown"));
+        }
         if let Some(dt) = &meta.dt {
             self.last_dt.clear();
             self.last_dt.push_str(dt);
