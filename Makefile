@@ -92,7 +92,7 @@ fuzz:
 soak:
 	sh tests/bench/soak.sh
 
-# ---- Static builds for the Raspberry Pi family (see ../shared/CROSS.md) ----------------------
+# ---- Static builds for the Raspberry Pi family (README: "Running it as a service") ----------
 # Each puts a static, stripped, size-optimised binary in dist/<name>/.
 DIST := dist
 ARM32_FLAGS := -C link-self-contained=no

@@ -2,11 +2,12 @@
 //! headers, reading the body with a short poll tick, and the reconnect backoff policy.
 //!
 //! It does not parse SSE or decide what to do with events, and it never sleeps: `run` owns the
-//! loop, the clock and the signals. `Backoff` is a pure policy with its jitter passed in.
+//! loop and the signals. `Backoff` is a pure policy with its jitter passed in; `Jitter` seeds
+//! itself from the clock, the one clock read here.
 
 use std::fmt;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -95,6 +96,16 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What the client connects to and how it introduces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The full stream URL.
+    pub url: String,
+    pub user_agent: String,
+    /// Trust only the CA certificates in this PEM file instead of the bundled roots.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// Opens stream connections; one at a time, from the main thread.
 pub struct Client {
     agent: ureq::Agent,
@@ -104,11 +115,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// An agent for `url` sending `user_agent`, trusting `ca_file` instead of the bundled roots.
-    pub fn new(url: &str, user_agent: &str, ca_file: Option<&Path>) -> Result<Client, Error> {
+    /// An agent for `cfg.url` sending `cfg.user_agent`, trusting `cfg.ca_file` if given.
+    pub fn new(cfg: &Config) -> Result<Client, Error> {
+        let (url, user_agent, ca_file) = (&cfg.url, &cfg.user_agent, cfg.ca_file.as_deref());
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .user_agent(user_agent)
+            .user_agent(user_agent.as_str())
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             // A stream lasts 15 minutes or more: no global, per-call or body budget may cut it.
@@ -158,7 +170,7 @@ impl Client {
         );
         Ok(Client {
             agent,
-            url: url.to_string(),
+            url: url.clone(),
             streaming,
         })
     }

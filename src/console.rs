@@ -11,7 +11,14 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 
 use serde::Deserialize;
 
-use crate::cli::Format;
+/// How `tail` and `run --tee` print events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One readable line per event.
+    Line,
+    /// The event's data line as received.
+    Json,
+}
 
 /// Output is flushed when this much is buffered, and after every read from the network.
 const STDOUT_BUFFER_BYTES: usize = 64 * 1024;

@@ -2,55 +2,49 @@
 //!
 //! Pure functions over a `&str`: validation (the whole text must be one JSON object), the few
 //! `meta` fields the archiver acts on (`id`, `domain`, `dt`, `stream`), and the duplicate filter.
-//! It does not decide where anything is written; `run` and `archive` do that.
+//! It does not decide where anything is written; `run` and `archive` do that. It also names
+//! the event types the counters tell apart (`EventType`).
 
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
-use std::fmt;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-/// Why an event cannot go into the archive; written into the rejects file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    /// `data` is not valid JSON.
-    InvalidJson,
-    /// `data` is valid JSON but not an object.
-    NotAnObject,
-    /// The event was larger than `--max-event-bytes`; only its beginning was kept.
-    Oversize,
-    /// The event type is not `message` (e.g. `error`).
-    UnexpectedType,
-}
+use crate::labels::{Label, label_set};
 
-impl RejectReason {
-    /// The stable name used in rejects files and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RejectReason::InvalidJson => "invalid_json",
-            RejectReason::NotAnObject => "not_an_object",
-            RejectReason::Oversize => "oversize",
-            RejectReason::UnexpectedType => "unexpected_type",
-        }
+label_set! {
+    /// Why an event cannot go into the archive; written into the rejects file.
+    pub enum RejectReason {
+        /// `data` is not valid JSON.
+        InvalidJson => "invalid_json",
+        /// `data` is valid JSON but not an object.
+        NotAnObject => "not_an_object",
+        /// The event was larger than `--max-event-bytes`; only its beginning was kept.
+        Oversize => "oversize",
+        /// The event type is not `message` (e.g. `error`).
+        UnexpectedType => "unexpected_type",
     }
 }
 
-impl RejectReason {
-    /// The position of this reason in `stats::REJECT_REASONS`.
-    pub fn index(self) -> usize {
-        match self {
-            RejectReason::InvalidJson => 0,
-            RejectReason::NotAnObject => 1,
-            RejectReason::Oversize => 2,
-            RejectReason::UnexpectedType => 3,
-        }
+label_set! {
+    /// An event's `type`, as far as counters tell types apart.
+    pub enum EventType {
+        Edit => "edit",
+        New => "new",
+        Log => "log",
+        Categorize => "categorize",
+        /// Any other type, or none.
+        Other => "other",
     }
 }
 
-impl fmt::Display for RejectReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl EventType {
+    /// The counter type of an event whose `type` field is `kind`.
+    pub fn of(kind: Option<&str>) -> EventType {
+        let known = &EventType::ALL[..EventType::ALL.len() - 1];
+        kind.and_then(|k| known.iter().copied().find(|t| t.as_str() == k))
+            .unwrap_or(EventType::Other)
     }
 }
 
@@ -143,12 +137,6 @@ pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
             Err(_) => Err(RejectReason::InvalidJson),
         },
     }
-}
-
-/// `meta.dt` as milliseconds since the epoch, if it is RFC 3339.
-pub fn parse_dt_ms(dt: &str) -> Option<i64> {
-    let t = time::OffsetDateTime::parse(dt, &time::format_description::well_known::Rfc3339).ok()?;
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Remembers the last `capacity` event ids and says whether one was seen already.
@@ -309,12 +297,13 @@ mod tests {
     }
 
     #[test]
-    fn dt_parses_rfc3339() {
-        assert_eq!(
-            parse_dt_ms("2024-11-23T09:00:00.123Z"),
-            Some(1_732_352_400_123)
-        );
-        assert_eq!(parse_dt_ms("yesterday"), None);
+    fn label_sets_and_event_types() {
+        crate::labels::tests::check_label_set::<RejectReason>();
+        crate::labels::tests::check_label_set::<EventType>();
+        assert_eq!(EventType::of(Some("log")), EventType::Log);
+        assert_eq!(EventType::of(Some("weird")), EventType::Other);
+        assert_eq!(EventType::of(Some("other")), EventType::Other);
+        assert_eq!(EventType::of(None), EventType::Other);
     }
 
     #[test]

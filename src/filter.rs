@@ -5,35 +5,20 @@
 //! and says keep, or why not. Flags combine with AND, the values of one flag with OR. It does not
 //! parse flags (that is `cli`) and does not count anything (that is the caller's `Stats`).
 
-use crate::event::{self, Meta};
+use crate::event::Meta;
+use crate::labels::label_set;
+use crate::times;
 
-/// Why a filter left an event out, in the order of `REASONS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    Wiki,
-    Type,
-    Domain,
-    Bot,
-    Namespace,
-    Match,
-    Time,
-}
-
-/// Metric labels of `Reason`, by `Reason::index`.
-pub const REASONS: [&str; 7] = [
-    "wiki",
-    "type",
-    "domain",
-    "bot",
-    "namespace",
-    "match",
-    "time",
-];
-
-impl Reason {
-    /// The position of this reason in `REASONS`.
-    pub fn index(self) -> usize {
-        self as usize
+label_set! {
+    /// Why a filter left an event out; the label of the filtered metric.
+    pub enum Reason {
+        Wiki => "wiki",
+        Type => "type",
+        Domain => "domain",
+        Bot => "bot",
+        Namespace => "namespace",
+        Match => "match",
+        Time => "time",
     }
 }
 
@@ -107,7 +92,7 @@ impl Filter {
             return Err(Reason::Match);
         }
         if self.from_ms.is_some() || self.to_ms.is_some() {
-            let dt = meta.dt.as_deref().and_then(event::parse_dt_ms);
+            let dt = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
             let inside = dt.is_some_and(|dt| {
                 self.from_ms.is_none_or(|from| dt >= from) && self.to_ms.is_none_or(|to| dt < to)
             });
@@ -141,7 +126,7 @@ mod tests {
     const BARE: &str = r#"{"meta":{}}"#;
 
     fn check(filter: &Filter, data: &str) -> Result<(), Reason> {
-        filter.check(data, &event::inspect(data).expect("valid"))
+        filter.check(data, &crate::event::inspect(data).expect("valid"))
     }
 
     #[test]
@@ -221,13 +206,13 @@ mod tests {
     #[test]
     fn time_range_is_half_open() {
         let filter = Filter {
-            from_ms: event::parse_dt_ms("2024-11-23T09:00:00Z"),
-            to_ms: event::parse_dt_ms("2024-11-23T10:00:00Z"),
+            from_ms: times::parse_rfc3339_ms("2024-11-23T09:00:00Z"),
+            to_ms: times::parse_rfc3339_ms("2024-11-23T10:00:00Z"),
             ..Filter::default()
         };
         assert_eq!(check(&filter, EDIT), Ok(()));
         assert_eq!(check(&filter, BOT_LOG), Err(Reason::Time));
         assert_eq!(check(&filter, BARE), Err(Reason::Time));
-        assert_eq!(REASONS[Reason::Time.index()], "time");
+        crate::labels::tests::check_label_set::<Reason>();
     }
 }

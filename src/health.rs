@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::stats::{RATE_BUCKET_SECS, Stats};
+use crate::stats::{RATE_BUCKET_SECS, Samples, Stats};
+use crate::times;
 
 /// The status page: one HTML file with inline CSS and script, no external resources.
 pub const STATUS_PAGE: &str = include_str!("status.html");
@@ -35,9 +36,18 @@ impl Reply {
     }
 }
 
-/// Starts the health server on `addr`; returns the bound address (useful with port 0).
-pub fn spawn(addr: SocketAddr, stats: Arc<Stats>, max_silence: Duration) -> io::Result<SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(io::Error::other)?;
+/// Where the health endpoint listens and when `/check` fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    pub addr: SocketAddr,
+    /// `/check` fails when no event came for this long.
+    pub max_silence: Duration,
+}
+
+/// Starts the health server; returns the bound address (useful with port 0).
+pub fn spawn(cfg: Config, stats: Arc<Stats>) -> io::Result<SocketAddr> {
+    let max_silence = cfg.max_silence;
+    let server = tiny_http::Server::http(cfg.addr).map_err(io::Error::other)?;
     let bound = server
         .server_addr()
         .to_ip()
@@ -46,7 +56,7 @@ pub fn spawn(addr: SocketAddr, stats: Arc<Stats>, max_silence: Duration) -> io::
         .name("health".into())
         .spawn(move || {
             for request in server.incoming_requests() {
-                let now_ms = now_ms();
+                let now_ms = times::now_ms();
                 let reply = respond(
                     request.method().as_str(),
                     request.url(),
@@ -67,10 +77,6 @@ pub fn spawn(addr: SocketAddr, stats: Arc<Stats>, max_silence: Duration) -> io::
             }
         })?;
     Ok(bound)
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Routes one request.
@@ -125,7 +131,7 @@ pub fn check(stats: &Stats, now_ms: i64, max_silence: Duration) -> Result<(), St
             .unwrap_or_default();
         return Err(format!(
             "writing fails since {} ({error})",
-            clock_time(since)
+            times::clock_time(since)
         ));
     }
     let last = stats
@@ -150,19 +156,6 @@ pub fn check(stats: &Stats, now_ms: i64, max_silence: Duration) -> Result<(), St
     Ok(())
 }
 
-/// `12:05:03Z` for Unix seconds.
-fn clock_time(unix_s: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_s)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[hour]:[minute]:[second]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| unix_s.to_string())
-}
-
 /// Writes one metric family.
 fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, String)]) {
     let _ = writeln!(out, "# HELP wikistream_{name} {help}");
@@ -180,126 +173,24 @@ fn label(key: &str, value: &str) -> String {
     format!("{{{key}=\"{escaped}\"}}")
 }
 
-/// Samples of a labelled counter: one per label, under `key`.
-fn by_label(
-    key: &str,
-    snapshot: impl Iterator<Item = (&'static str, u64)>,
-) -> Vec<(String, String)> {
-    snapshot
-        .map(|(value, n)| (label(key, value), n.to_string()))
-        .collect()
-}
-
 fn plain(value: impl ToString) -> Vec<(String, String)> {
     vec![(String::new(), value.to_string())]
 }
 
-/// The Prometheus text format 0.0.4.
+/// The Prometheus text format 0.0.4: every counter of `Stats::counters`, then the gauges.
 pub fn metrics(stats: &Stats, now_ms: i64) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::with_capacity(4096);
-    let by_stream: Vec<_> = stats
-        .archived_by_stream
-        .snapshot()
-        .into_iter()
-        .map(|(s, n)| (label("stream", &s), n.to_string()))
-        .collect();
-    family(
-        &mut out,
-        "events_archived_total",
-        "counter",
-        "Events written to the archive, by meta.stream.",
-        &by_stream,
-    );
-    let by_type = by_label("type", stats.archived_by_type.snapshot());
-    family(
-        &mut out,
-        "events_archived_by_type_total",
-        "counter",
-        "Events written to the archive, by event type.",
-        &by_type,
-    );
-    family(
-        &mut out,
-        "bytes_received_total",
-        "counter",
-        "Bytes of stream body received.",
-        &plain(stats.bytes_received.load(Relaxed)),
-    );
-    family(
-        &mut out,
-        "bytes_written_total",
-        "counter",
-        "Compressed bytes written to archive and rejects files.",
-        &plain(stats.bytes_written.load(Relaxed)),
-    );
-    let rejects = by_label("reason", stats.rejects.snapshot());
-    family(
-        &mut out,
-        "rejects_total",
-        "counter",
-        "Events written to the rejects file, by reason.",
-        &rejects,
-    );
-    family(
-        &mut out,
-        "canaries_total",
-        "counter",
-        "Canary (heartbeat) events received.",
-        &plain(stats.canaries.load(Relaxed)),
-    );
-    family(
-        &mut out,
-        "duplicates_total",
-        "counter",
-        "Events dropped because their meta.id was archived already.",
-        &plain(stats.duplicates.load(Relaxed)),
-    );
-    let filtered = by_label("reason", stats.filtered.snapshot());
-    family(
-        &mut out,
-        "filtered_total",
-        "counter",
-        "Events not archived because a filter left them out, by filter.",
-        &filtered,
-    );
-    let reconnects = by_label("reason", stats.reconnects.snapshot());
-    family(
-        &mut out,
-        "reconnects_total",
-        "counter",
-        "Reconnections, by what ended the previous attempt.",
-        &reconnects,
-    );
-    let rotations = by_label("reason", stats.rotations.snapshot());
-    family(
-        &mut out,
-        "rotations_total",
-        "counter",
-        "Completed archive files, by trigger.",
-        &rotations,
-    );
-    family(
-        &mut out,
-        "checkpoints_total",
-        "counter",
-        "Checkpoints written.",
-        &plain(stats.checkpoints.load(Relaxed)),
-    );
-    family(
-        &mut out,
-        "checkpoint_failures_total",
-        "counter",
-        "Write or checkpoint failures (e.g. disk full).",
-        &plain(stats.checkpoint_failures.load(Relaxed)),
-    );
-    family(
-        &mut out,
-        "gaps_total",
-        "counter",
-        "Resumes that jumped forward in time by more than --gap-warn.",
-        &plain(stats.gaps.load(Relaxed)),
-    );
+    for counter in stats.counters() {
+        let samples = match &counter.samples {
+            Samples::Plain(n) => plain(n),
+            Samples::Labelled(key, pairs) => pairs
+                .iter()
+                .map(|(value, n)| (label(key, value), n.to_string()))
+                .collect(),
+        };
+        family(&mut out, counter.metric, "counter", counter.help, &samples);
+    }
     family(
         &mut out,
         "connected",
@@ -353,24 +244,6 @@ fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// RFC 3339 for Unix milliseconds (empty if out of range).
-fn rfc3339_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// Counts by label as a JSON object.
-fn counts<K: Into<String>>(
-    snapshot: impl Iterator<Item = (K, u64)>,
-) -> serde_json::Map<String, serde_json::Value> {
-    snapshot.map(|(k, n)| (k.into(), n.into())).collect()
-}
-
 /// `/status`: the metrics as one JSON document, plus the open file, last id and uptime.
 pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
     use std::sync::atomic::Ordering::Relaxed;
@@ -399,30 +272,17 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
             serde_json::json!({
                 "name": file.name,
                 "bytes": file.bytes,
-                "completed_at": rfc3339_ms(file.at_ms),
+                "completed_at": times::rfc3339_ms(file.at_ms),
             })
         })
         .collect();
-    let document = serde_json::json!({
+    let mut document = serde_json::json!({
         "healthy": health.is_ok(),
         "health": health.err().unwrap_or_else(|| "OK".into()),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": (now_ms - stats.started_at_ms.load(Relaxed)) / 1000,
         "connected": stats.connected.load(Relaxed),
         "events_archived": stats.events_archived.load(Relaxed),
-        "events_archived_by_stream": counts(stats.archived_by_stream.snapshot().into_iter()),
-        "events_archived_by_type": counts(stats.archived_by_type.snapshot()),
-        "rejects": counts(stats.rejects.snapshot()),
-        "canaries": stats.canaries.load(Relaxed),
-        "duplicates": stats.duplicates.load(Relaxed),
-        "filtered": counts(stats.filtered.snapshot()),
-        "reconnects": counts(stats.reconnects.snapshot()),
-        "rotations": counts(stats.rotations.snapshot()),
-        "checkpoints": stats.checkpoints.load(Relaxed),
-        "checkpoint_failures": stats.checkpoint_failures.load(Relaxed),
-        "gaps": stats.gaps.load(Relaxed),
-        "bytes_received": stats.bytes_received.load(Relaxed),
-        "bytes_written": stats.bytes_written.load(Relaxed),
         "open_file": text.open_file,
         "open_file_bytes": stats.open_file_bytes.load(Relaxed),
         "last_event_id": text.last_event_id,
@@ -433,6 +293,17 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         "top_wikis": top_wikis,
         "completed_files": completed,
     });
+    for counter in stats.counters() {
+        let value: serde_json::Value = match counter.samples {
+            Samples::Plain(n) => n.into(),
+            Samples::Labelled(_, pairs) => pairs
+                .into_iter()
+                .map(|(k, n)| (k, n.into()))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        };
+        document[counter.status] = value;
+    }
     document.to_string()
 }
 
@@ -481,8 +352,8 @@ mod tests {
     fn metrics_have_help_type_and_labels() {
         let stats = Stats::default();
         stats.archived_by_stream.add("mediawiki.recentchange");
-        stats.archived_by_type.add(Stats::type_idx(Some("edit")));
-        stats.rejects.add(2);
+        stats.archived_by_type.add(crate::event::EventType::Edit);
+        stats.rejects.add(crate::event::RejectReason::Oversize);
         let text = metrics(&stats, 0);
         assert!(text.contains("# TYPE wikistream_events_archived_total counter\n"));
         assert!(

@@ -1,12 +1,13 @@
 //! wikistream-archiver: stores Wikimedia EventStreams as rotating, compressed NDJSON files.
 //!
-//! This file is thin on purpose: parse the command line, set up logging, run the subcommand and
-//! turn its result into one of the documented exit codes. Everything else lives in modules.
+//! This file is thin on purpose: build the configuration from the command line, set up logging,
+//! run the subcommand and turn its result into one of the documented exit codes. Everything
+//! else lives in modules.
 
 use std::io::Write;
 
-use wikistream_archiver::cli::{self, Command};
-use wikistream_archiver::{archive, run, tools};
+use wikistream_archiver::config::{self, Command, Logging};
+use wikistream_archiver::{archive, cli, run, times, tools};
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,27 +26,29 @@ impl From<ExitCode> for std::process::ExitCode {
 }
 
 fn main() -> std::process::ExitCode {
-    let command = match cli::parse_args(std::env::args_os().skip(1)) {
+    let command = match config::from_args(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("wikistream-archiver: {e}");
             return ExitCode::Usage.into();
         }
     };
+    let quiet = Logging {
+        verbosity: 0,
+        timestamps: false,
+    };
     let result: Result<(), Box<dyn std::error::Error>> = match command {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             Ok(())
         }
         Command::Version => {
             println!("wikistream-archiver {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Run(args) => {
-            // `tail` prints events on stdout; its log lines (stderr) stay short.
-            let timestamps = args.log_timestamps && args.output.print_format().is_none();
-            init_logging(args.verbosity, timestamps);
-            match run::run(*args) {
+        Command::Run(cfg, logging) => {
+            init_logging(logging);
+            match run::run(*cfg) {
                 Err(e @ run::Error::Archive(archive::Error::Locked { .. })) => {
                     log::error!("{e}");
                     return ExitCode::Locked.into();
@@ -53,21 +56,24 @@ fn main() -> std::process::ExitCode {
                 other => other.map_err(Into::into),
             }
         }
-        Command::Cat(args) => {
-            init_logging(0, false);
-            passed(tools::cat::run(&args))
+        Command::Cat(cfg) => {
+            init_logging(quiet);
+            passed(tools::cat::run(&cfg))
         }
-        Command::Verify(args) => {
-            init_logging(0, false);
-            passed(tools::verify::run(&args))
+        Command::Verify(cfg) => {
+            init_logging(quiet);
+            passed(tools::verify::run(&cfg))
         }
-        Command::Parse(args) => {
-            init_logging(0, true);
-            tools::parse::run(&args).map_err(Into::into)
+        Command::Parse(cfg) => {
+            init_logging(Logging {
+                timestamps: true,
+                ..quiet
+            });
+            tools::parse::run(&cfg).map_err(Into::into)
         }
-        Command::Serve(args) => {
-            init_logging(args.verbosity, true);
-            tools::serve::run(args).map_err(Into::into)
+        Command::Serve(cfg, logging) => {
+            init_logging(logging);
+            tools::serve::run(cfg).map_err(Into::into)
         }
     };
     match result {
@@ -102,8 +108,9 @@ impl std::error::Error for Reported {}
 
 /// Logs to stderr with a UTC timestamp. `-v`/`-q` move the level of our own messages from
 /// `info`; other crates stay at `warn` unless `RUST_LOG` says otherwise.
-fn init_logging(verbosity: i32, timestamps: bool) {
-    let level = match verbosity {
+fn init_logging(logging: Logging) {
+    let timestamps = logging.timestamps;
+    let level = match logging.verbosity {
         i32::MIN..=-3 => log::LevelFilter::Off,
         -2 => log::LevelFilter::Error,
         -1 => log::LevelFilter::Warn,
@@ -120,12 +127,7 @@ fn init_logging(verbosity: i32, timestamps: bool) {
             if !timestamps {
                 return writeln!(out, "{:<5} {}", record.level(), record.args());
             }
-            let now = time::OffsetDateTime::now_utc();
-            let stamp = now
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-                ))
-                .unwrap_or_default();
+            let stamp = times::log_stamp(time::OffsetDateTime::now_utc());
             writeln!(out, "{stamp} {:<5} {}", record.level(), record.args())
         })
         .init();

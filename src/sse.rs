@@ -1,10 +1,12 @@
 //! Server-Sent Events parser: bytes in, events out.
 //!
-//! Implements the WHATWG "event stream interpretation" rules listed in PROTOCOL.md, incrementally:
-//! the same bytes fed in any chunking give the same events.
+//! Implements the WHATWG HTML Standard's "event stream interpretation" rules (section
+//! "Server-sent events": UTF-8 with one leading BOM skipped, CRLF/LF/CR line ends, `:` comments,
+//! the `event`, `data`, `id` and `retry` fields), incrementally: the same bytes fed in any
+//! chunking give the same events.
 //! It performs no I/O, reads no clock and never fails; a line or event larger than the configured
 //! limit is cut off and handed on marked `oversize`, so the caller can record it as a reject.
-//! It does not know what an event *means* (JSON, canaries, dedup): that is `archive`'s business.
+//! It does not know what an event *means* (JSON, canaries, dedup): that is `run::sort`'s business.
 
 use std::borrow::Cow;
 

@@ -8,24 +8,18 @@
 //! that the main loop only ever `try_lock`s: it never waits for a reader.
 
 use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Event types with their own counter; anything else counts as `other`.
-pub const EVENT_TYPES: [&str; 5] = ["edit", "new", "log", "categorize", "other"];
-/// Reconnect reasons.
-pub const RECONNECT_REASONS: [&str; 4] =
-    ["server_closed", "stalled", "read_failed", "connect_failed"];
-/// Rotation reasons, in the order of `archive::rotate::Reason`.
-pub const ROTATION_REASONS: [&str; 5] = ["minute", "events", "bytes", "signal", "shutdown"];
-/// Reject reasons, in the order of `event::RejectReason`.
-pub const REJECT_REASONS: [&str; 4] = [
-    "invalid_json",
-    "not_an_object",
-    "oversize",
-    "unexpected_type",
-];
+use crate::event::{EventType, RejectReason};
+use crate::filter;
+use crate::labels::{Label, ReconnectReason, RotationReason};
+
+/// How many event types the rate history tells apart.
+const N_TYPES: usize = EventType::ALL.len();
+
 /// How many distinct `meta.stream` values get their own counter; a run archives one or a few
 /// streams, the rest (if a server sent more) count under `other`.
 pub const STREAM_SLOTS: usize = 8;
@@ -41,37 +35,41 @@ pub const TOP_WIKIS_SHOWN: usize = 10;
 /// server that invents names. Later newcomers count under `other`.
 const MAX_WIKIS_COUNTED: usize = 4096;
 
-/// A counter per label of a fixed set.
+/// A counter per value of the label set `R`.
 #[derive(Debug)]
-pub struct Labelled<const N: usize> {
-    pub labels: &'static [&'static str; N],
-    counts: [AtomicU64; N],
+pub struct Labelled<R: Label> {
+    counts: Box<[AtomicU64]>,
+    labels: PhantomData<R>,
 }
 
-impl<const N: usize> Labelled<N> {
-    const fn new(labels: &'static [&'static str; N]) -> Labelled<N> {
+impl<R: Label> Labelled<R> {
+    fn new() -> Labelled<R> {
         Labelled {
-            labels,
-            counts: [const { AtomicU64::new(0) }; N],
+            counts: R::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            labels: PhantomData,
         }
     }
 
-    /// Adds one to the counter of `label_idx`.
-    pub fn add(&self, label_idx: usize) {
-        self.counts[label_idx].fetch_add(1, Ordering::Relaxed);
+    /// Adds one to the counter of `label`.
+    pub fn add(&self, label: R) {
+        self.counts[label.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (label, count) pairs.
+    /// (label, count) pairs, in the label set's order.
     pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        self.labels
+        R::ALL
             .iter()
-            .copied()
+            .map(|label| label.as_str())
             .zip(self.counts.iter().map(|c| c.load(Ordering::Relaxed)))
     }
 
     /// The sum over all labels.
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    fn owned_snapshot(&self) -> Vec<(String, u64)> {
+        self.snapshot().map(|(l, n)| (l.to_string(), n)).collect()
     }
 }
 
@@ -122,7 +120,7 @@ impl PerStream {
 pub struct StatusText {
     pub open_file: String,
     pub last_event_id: String,
-    /// The most-archived wikis, most first, as published by `WikiCounts::publish`.
+    /// The most-archived wikis, most first, as published by `Stats::try_set_top_wikis`.
     pub top_wikis: Vec<(String, u64)>,
     /// The last completed files, newest first.
     pub completed: VecDeque<CompletedFile>,
@@ -142,12 +140,12 @@ pub struct CompletedFile {
 pub struct RateHistory {
     /// The bucket period (Unix seconds / `RATE_BUCKET_SECS`) each slot currently counts.
     periods: [AtomicI64; RATE_BUCKETS],
-    counts: [[AtomicU64; EVENT_TYPES.len()]; RATE_BUCKETS],
+    counts: [[AtomicU64; N_TYPES]; RATE_BUCKETS],
 }
 
 impl RateHistory {
-    /// Counts one event of type `type_idx` at `now_ms`.
-    pub fn add(&self, now_ms: i64, type_idx: usize) {
+    /// Counts one event of type `kind` at `now_ms`.
+    pub fn add(&self, now_ms: i64, kind: EventType) {
         let period = now_ms.div_euclid(1000 * RATE_BUCKET_SECS);
         let slot = period.rem_euclid(RATE_BUCKETS as i64) as usize;
         // Only the main loop writes, so the reset cannot race with another writer; a reader may
@@ -158,17 +156,17 @@ impl RateHistory {
             }
             self.periods[slot].store(period, Ordering::Relaxed);
         }
-        self.counts[slot][type_idx].fetch_add(1, Ordering::Relaxed);
+        self.counts[slot][kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Per type, the counts of the last `RATE_BUCKETS` complete buckets before `now_ms`,
     /// oldest first, as events per second.
     pub fn per_second(&self, now_ms: i64) -> Vec<(&'static str, Vec<f64>)> {
         let current = now_ms.div_euclid(1000 * RATE_BUCKET_SECS);
-        EVENT_TYPES
+        EventType::ALL
             .iter()
-            .enumerate()
-            .map(|(type_idx, name)| {
+            .map(|kind| {
+                let type_idx = kind.index();
                 let series = (current - RATE_BUCKETS as i64..current)
                     .map(|period| {
                         let slot = period.rem_euclid(RATE_BUCKETS as i64) as usize;
@@ -179,7 +177,7 @@ impl RateHistory {
                         n as f64 / RATE_BUCKET_SECS as f64
                     })
                     .collect();
-                (*name, series)
+                (kind.as_str(), series)
             })
             .collect()
     }
@@ -220,13 +218,13 @@ impl WikiCounts {
 pub struct Stats {
     pub events_archived: AtomicU64,
     pub archived_by_stream: PerStream,
-    pub archived_by_type: Labelled<5>,
-    pub rejects: Labelled<4>,
+    pub archived_by_type: Labelled<EventType>,
+    pub rejects: Labelled<RejectReason>,
     pub canaries: AtomicU64,
     pub duplicates: AtomicU64,
-    pub filtered: Labelled<7>,
-    pub reconnects: Labelled<4>,
-    pub rotations: Labelled<5>,
+    pub filtered: Labelled<filter::Reason>,
+    pub reconnects: Labelled<ReconnectReason>,
+    pub rotations: Labelled<RotationReason>,
     pub checkpoints: AtomicU64,
     pub checkpoint_failures: AtomicU64,
     /// Resumes whose first event came much later than the last archived one (`--gap-warn`).
@@ -257,13 +255,13 @@ impl Default for Stats {
                 counts: [const { AtomicU64::new(0) }; STREAM_SLOTS],
                 other: AtomicU64::new(0),
             },
-            archived_by_type: Labelled::new(&EVENT_TYPES),
-            rejects: Labelled::new(&REJECT_REASONS),
+            archived_by_type: Labelled::new(),
+            rejects: Labelled::new(),
             canaries: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
-            filtered: Labelled::new(&crate::filter::REASONS),
-            reconnects: Labelled::new(&RECONNECT_REASONS),
-            rotations: Labelled::new(&ROTATION_REASONS),
+            filtered: Labelled::new(),
+            reconnects: Labelled::new(),
+            rotations: Labelled::new(),
             checkpoints: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
@@ -279,7 +277,7 @@ impl Default for Stats {
             started_at_ms: AtomicI64::new(0),
             rates: RateHistory {
                 periods: [const { AtomicI64::new(i64::MIN) }; RATE_BUCKETS],
-                counts: [const { [const { AtomicU64::new(0) }; EVENT_TYPES.len()] }; RATE_BUCKETS],
+                counts: [const { [const { AtomicU64::new(0) }; N_TYPES] }; RATE_BUCKETS],
             },
         }
     }
@@ -296,11 +294,12 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// The label index of an event type for `archived_by_type`.
-    pub fn type_idx(kind: Option<&str>) -> usize {
-        let known = &EVENT_TYPES[..EVENT_TYPES.len() - 1];
-        kind.and_then(|k| known.iter().position(|t| *t == k))
-            .unwrap_or(EVENT_TYPES.len() - 1)
+    /// Counts one archived event: by stream, by type, in the rate history.
+    pub fn count_archived(&self, stream: Option<&str>, kind: EventType, now_ms: i64) {
+        Stats::add(&self.events_archived, 1);
+        self.archived_by_stream.add(stream.unwrap_or("unknown"));
+        self.archived_by_type.add(kind);
+        self.rates.add(now_ms, kind);
     }
 
     /// Replaces the `/status` text fields unless a reader holds them right now (then the next
@@ -338,23 +337,144 @@ impl Stats {
         }
     }
 
+    /// Every counter, in the order of the exit summary: the one list `/metrics`, `/status`
+    /// and the summary are built from.
+    pub fn counters(&self) -> Vec<Counter> {
+        let plain = |counter: &AtomicU64| Samples::Plain(Stats::get(counter));
+        vec![
+            Counter {
+                metric: "events_archived_total",
+                status: "events_archived_by_stream",
+                summary: Some("events archived"),
+                help: "Events written to the archive, by meta.stream.",
+                samples: Samples::Labelled("stream", self.archived_by_stream.snapshot()),
+            },
+            Counter {
+                metric: "events_archived_by_type_total",
+                status: "events_archived_by_type",
+                summary: None,
+                help: "Events written to the archive, by event type.",
+                samples: Samples::Labelled("type", self.archived_by_type.owned_snapshot()),
+            },
+            Counter {
+                metric: "rejects_total",
+                status: "rejects",
+                summary: Some("rejects"),
+                help: "Events written to the rejects file, by reason.",
+                samples: Samples::Labelled("reason", self.rejects.owned_snapshot()),
+            },
+            Counter {
+                metric: "canaries_total",
+                status: "canaries",
+                summary: Some("canaries dropped"),
+                help: "Canary (heartbeat) events received.",
+                samples: plain(&self.canaries),
+            },
+            Counter {
+                metric: "duplicates_total",
+                status: "duplicates",
+                summary: Some("duplicates dropped"),
+                help: "Events dropped because their meta.id was archived already.",
+                samples: plain(&self.duplicates),
+            },
+            Counter {
+                metric: "filtered_total",
+                status: "filtered",
+                summary: Some("filtered out"),
+                help: "Events not archived because a filter left them out, by filter.",
+                samples: Samples::Labelled("reason", self.filtered.owned_snapshot()),
+            },
+            Counter {
+                metric: "reconnects_total",
+                status: "reconnects",
+                summary: Some("reconnects"),
+                help: "Reconnections, by what ended the previous attempt.",
+                samples: Samples::Labelled("reason", self.reconnects.owned_snapshot()),
+            },
+            Counter {
+                metric: "bytes_received_total",
+                status: "bytes_received",
+                summary: Some("bytes received"),
+                help: "Bytes of stream body received.",
+                samples: plain(&self.bytes_received),
+            },
+            Counter {
+                metric: "bytes_written_total",
+                status: "bytes_written",
+                summary: Some("bytes written"),
+                help: "Compressed bytes written to archive and rejects files.",
+                samples: plain(&self.bytes_written),
+            },
+            Counter {
+                metric: "rotations_total",
+                status: "rotations",
+                summary: Some("rotations"),
+                help: "Completed archive files, by trigger.",
+                samples: Samples::Labelled("reason", self.rotations.owned_snapshot()),
+            },
+            Counter {
+                metric: "checkpoints_total",
+                status: "checkpoints",
+                summary: Some("checkpoints"),
+                help: "Checkpoints written.",
+                samples: plain(&self.checkpoints),
+            },
+            Counter {
+                metric: "checkpoint_failures_total",
+                status: "checkpoint_failures",
+                summary: None,
+                help: "Write or checkpoint failures (e.g. disk full).",
+                samples: plain(&self.checkpoint_failures),
+            },
+            Counter {
+                metric: "gaps_total",
+                status: "gaps",
+                summary: Some("gaps"),
+                help: "Resumes that jumped forward in time by more than --gap-warn.",
+                samples: plain(&self.gaps),
+            },
+        ]
+    }
+
     /// One line for the log at exit.
     pub fn summary(&self) -> String {
-        format!(
-            "{} events archived, {} rejects, {} canaries dropped, {} duplicates dropped, {} filtered out, \
-             {} reconnects, {} bytes received, {} bytes written, {} rotations, {} checkpoints, {} gaps",
-            Stats::get(&self.events_archived),
-            self.rejects.total(),
-            Stats::get(&self.canaries),
-            Stats::get(&self.duplicates),
-            self.filtered.total(),
-            self.reconnects.total(),
-            Stats::get(&self.bytes_received),
-            Stats::get(&self.bytes_written),
-            self.rotations.total(),
-            Stats::get(&self.checkpoints),
-            Stats::get(&self.gaps),
-        )
+        let parts: Vec<String> = self
+            .counters()
+            .iter()
+            .filter_map(|c| Some(format!("{} {}", c.samples.total(), c.summary?)))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// One counter as the observers show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counter {
+    /// The Prometheus name, without the `wikistream_` prefix.
+    pub metric: &'static str,
+    /// The key in `/status`.
+    pub status: &'static str,
+    /// The words after the number in the exit summary; `None` leaves it out of the summary.
+    pub summary: Option<&'static str>,
+    pub help: &'static str,
+    pub samples: Samples,
+}
+
+/// A counter's value: one number, or one per label value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    Plain(u64),
+    /// The label key, and (value, count) pairs.
+    Labelled(&'static str, Vec<(String, u64)>),
+}
+
+impl Samples {
+    /// The number, or the sum over labels.
+    pub fn total(&self) -> u64 {
+        match self {
+            Samples::Plain(n) => *n,
+            Samples::Labelled(_, pairs) => pairs.iter().map(|(_, n)| n).sum(),
+        }
     }
 }
 
@@ -380,9 +500,9 @@ mod tests {
         let stats = Stats::default();
         let t0 = 1_700_000_000_000;
         for _ in 0..30 {
-            stats.rates.add(t0, Stats::type_idx(Some("edit")));
+            stats.rates.add(t0, EventType::Edit);
         }
-        stats.rates.add(t0 + 10_000, Stats::type_idx(Some("log")));
+        stats.rates.add(t0 + 10_000, EventType::Log);
         let now = t0 + 20_000;
         let rates = stats.rates.per_second(now);
         let edit = &rates[0].1;
@@ -398,7 +518,7 @@ mod tests {
                 .all(|(_, series)| series.iter().all(|&r| r == 0.0))
         );
         // Reusing a slot resets it.
-        stats.rates.add(t0 + 600_000, 0);
+        stats.rates.add(t0 + 600_000, EventType::Edit);
         assert_eq!(
             stats.rates.per_second(t0 + 610_000)[0].1[RATE_BUCKETS - 1],
             0.1
@@ -420,9 +540,20 @@ mod tests {
     }
 
     #[test]
-    fn event_types_map_to_labels() {
-        assert_eq!(EVENT_TYPES[Stats::type_idx(Some("log"))], "log");
-        assert_eq!(EVENT_TYPES[Stats::type_idx(Some("weird"))], "other");
-        assert_eq!(EVENT_TYPES[Stats::type_idx(None)], "other");
+    fn summary_totals_every_counter_in_order() {
+        let stats = Stats::default();
+        stats.count_archived(Some("rc"), EventType::Edit, 0);
+        stats.count_archived(None, EventType::Log, 0);
+        stats.rejects.add(RejectReason::Oversize);
+        stats.reconnects.add(ReconnectReason::Stalled);
+        stats.rotations.add(RotationReason::Signal);
+        Stats::add(&stats.bytes_received, 1234);
+        assert_eq!(
+            stats.summary(),
+            "2 events archived, 1 rejects, 0 canaries dropped, 0 duplicates dropped, 0 filtered out, \
+             1 reconnects, 1234 bytes received, 0 bytes written, 1 rotations, 0 checkpoints, 0 gaps"
+        );
+        let metrics: Vec<&str> = stats.counters().iter().map(|c| c.metric).collect();
+        assert!(metrics.iter().all(|m| m.ends_with("_total")), "{metrics:?}");
     }
 }

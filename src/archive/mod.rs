@@ -1,13 +1,21 @@
-//! The archive directory: recovery at start, appending events and rejects, checkpoints,
-//! rotation, completion, the `--on-ready` hook and the one-writer lock.
+//! The archive directory: `Archive` appends events and rejects, checkpoints, rotates and
+//! completes files, and applies retention.
 //!
-//! Owns file names, sequence numbers and the order of durable steps; `writer.rs` owns the bytes of
-//! one file, `checkpoint.rs` the checkpoint format, `rotate.rs` the rotation policy. It does not
-//! parse SSE, talk to the network or decide what is a reject: callers hand it finished lines and
-//! the resume position (`Cursor`) that goes with them.
+//! This file owns sequence numbers and the order of durable steps. Its parts own the rest:
+//! `naming` every file name, `lock` the one-writer lock, `recover` crash recovery at start,
+//! `hook` the `--on-ready` children, `listing` directory listings for readers, `writer` the
+//! bytes of one file, `reader` reading members back, `checkpoint` the checkpoint format,
+//! `rotate` and `retention` their pure policies. It does not parse SSE, talk to the network or
+//! decide what is a reject: callers hand it finished lines and the resume position (`Cursor`)
+//! that goes with them.
 
 pub mod checkpoint;
+mod hook;
+pub mod listing;
+pub mod lock;
+pub mod naming;
 pub mod reader;
+mod recover;
 pub mod retention;
 pub mod rotate;
 mod writer;
@@ -16,17 +24,20 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use time::OffsetDateTime;
-use time::macros::format_description;
 
 use self::checkpoint::{Checkpoint, FileKind, OpenFile};
+use self::hook::OnReady;
+use self::listing::list_dir;
+pub use self::listing::{Listing, list_archive};
+pub use self::lock::{DirLock, LOCK_FILE};
+pub use self::naming::{FileRole, Naming, classify};
 pub use self::reader::{IntactPrefix, intact_prefix};
-use self::writer::{Segment, sync_dir};
+use self::writer::Segment;
 use crate::event::RecentIds;
 
 /// An archive error always names the file or directory involved.
@@ -45,7 +56,7 @@ pub enum Error {
 }
 
 impl Error {
-    fn io(action: &'static str, path: &Path, source: io::Error) -> Error {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> Error {
         Error::Io {
             action,
             path: path.to_path_buf(),
@@ -90,148 +101,6 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Checkpoint { .. } | Error::Locked { .. } => None,
         }
-    }
-}
-
-/// Our final archive files end in this.
-pub const SEGMENT_SUFFIX: &str = ".ndjson.gz";
-/// Our files being written end in this (after the final name).
-pub const PART_SUFFIX: &str = ".part";
-/// The lock file in the archive directory.
-pub const LOCK_FILE: &str = ".lock";
-
-/// How files are named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Naming {
-    /// `<label>-<UTC start>-<seq 6>.ndjson.gz`, `.part` while open.
-    Ours { label: String },
-    /// The Python `wikistreamreader`'s: `stream_<YYYYMMDDTHHMMSS>_<seq 9>.gz`, `.ready` when complete.
-    WikistreamReader,
-}
-
-impl Naming {
-    /// The name while open and the final name of segment `seq` opened at `start`.
-    pub fn segment_names(&self, start: OffsetDateTime, seq: u64) -> (String, String) {
-        match self {
-            Naming::Ours { label } => {
-                let name = format!("{label}-{}-{seq:06}{SEGMENT_SUFFIX}", compact_utc(start));
-                (format!("{name}{PART_SUFFIX}"), name)
-            }
-            Naming::WikistreamReader => {
-                let stamp = compact_utc(start);
-                let name = format!("stream_{}_{seq:09}.gz", &stamp[..15]);
-                let ready = format!("{name}.ready");
-                (name, ready)
-            }
-        }
-    }
-
-    /// For a segment file name: its sequence number and, if it is still open, its final name.
-    pub fn parse(&self, name: &str) -> Option<(u64, Option<String>)> {
-        match self {
-            Naming::Ours { label } => {
-                let (base, open) = match name.strip_suffix(PART_SUFFIX) {
-                    Some(base) => (base, true),
-                    None => (name, false),
-                };
-                let rest = base
-                    .strip_prefix(label.as_str())?
-                    .strip_prefix('-')?
-                    .strip_suffix(SEGMENT_SUFFIX)?;
-                let (stamp, seq) = rest.split_once('-')?;
-                let stamp_ok =
-                    stamp.len() == 16 && stamp.as_bytes()[8] == b'T' && stamp.ends_with('Z');
-                let seq = parse_digits(seq, 6)?;
-                stamp_ok.then(|| (seq, open.then(|| base.to_string())))
-            }
-            Naming::WikistreamReader => {
-                let (base, open) = match name.strip_suffix(".ready") {
-                    Some(base) => (base, false),
-                    None => (name, true),
-                };
-                let rest = base.strip_prefix("stream_")?.strip_suffix(".gz")?;
-                let (stamp, seq) = rest.split_once('_')?;
-                let stamp_ok = stamp.len() == 15 && stamp.as_bytes()[8] == b'T';
-                let seq = parse_digits(seq, 9)?;
-                stamp_ok.then(|| (seq, open.then(|| format!("{base}.ready"))))
-            }
-        }
-    }
-}
-
-fn parse_digits(text: &str, min_len: usize) -> Option<u64> {
-    (text.len() >= min_len && text.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| text.parse().ok())?
-}
-
-/// `20250131T120000Z`: sorts as text in time order and is safe in every file system.
-fn compact_utc(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    ))
-    .expect("formatting a UTC time with a fixed description cannot fail")
-}
-
-/// A file name label for a stream list: `recentchange`, `recentchange+page-create`.
-pub fn stream_label(names: &[String]) -> String {
-    let joined = names.join("+");
-    let clean: String = joined
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if clean.is_empty() {
-        "stream".to_string()
-    } else {
-        clean
-    }
-}
-
-/// An exclusive lock on the archive directory, held for the life of the process.
-#[derive(Debug)]
-pub struct DirLock {
-    _file: File,
-}
-
-impl DirLock {
-    /// Creates `dir` if needed and takes its lock, or says who holds it.
-    pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
-        fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-        let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("opening lock file", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                let pid = if pid.trim().is_empty() {
-                    "unknown".to_string()
-                } else {
-                    pid.trim().to_string()
-                };
-                return Err(Error::Locked {
-                    dir: dir.to_path_buf(),
-                    pid,
-                });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
-        }
-        file.set_len(0)
-            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
-            .map_err(|e| Error::io("writing lock file", &path, e))?;
-        Ok(DirLock { _file: file })
     }
 }
 
@@ -296,7 +165,7 @@ pub struct Archive {
     next_seq: u64,
     /// Compressed bytes of the files completed by this process.
     completed_bytes: u64,
-    on_ready_children: Vec<(Child, PathBuf)>,
+    on_ready: OnReady,
     /// Checkpoints written since `take_checkpoint_count` last asked.
     n_checkpoints: u64,
 }
@@ -310,12 +179,12 @@ impl Archive {
         check_writable(&dir)?;
         let saved = checkpoint::read(&dir)?;
         let mut archive = Archive {
+            on_ready: OnReady::new(cfg.on_ready.clone()),
             cfg,
             segment: None,
             rejects: None,
             next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
-            on_ready_children: Vec::new(),
             n_checkpoints: 0,
         };
         let listed: HashSet<String> = saved
@@ -339,126 +208,6 @@ impl Archive {
             };
         }
         Ok((archive, resume))
-    }
-
-    /// Completes `.part` files that no checkpoint knows (e.g. the checkpoint was lost, or a crash
-    /// came between a rotation's checkpoint and its rename): cut to the last intact gzip member,
-    /// then given their final name. Only an empty file is removed.
-    fn recover_orphans(&mut self, listed: &HashSet<String>) -> Result<(), Error> {
-        let dir = self.cfg.dir.clone();
-        let mut orphans = Vec::new();
-        for (name, _) in list_dir(&dir)? {
-            let open = match self.cfg.naming.parse(&name) {
-                Some((seq, final_name)) => {
-                    self.next_seq = self.next_seq.max(seq + 1);
-                    final_name.map(|f| (f, FileKind::Segment))
-                }
-                None => rejects_final_name(&name).map(|f| (f, FileKind::Rejects)),
-            };
-            if let Some((final_name, kind)) = open
-                && !listed.contains(&name)
-            {
-                orphans.push((name, final_name, kind));
-            }
-        }
-        orphans.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, final_name, kind) in orphans {
-            let path = dir.join(&name);
-            let prefix = intact_prefix(&path)?;
-            if prefix.length == 0 {
-                log::warn!(
-                    "{} holds no complete gzip member ({} bytes); removing it",
-                    path.display(),
-                    prefix.file_length
-                );
-                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
-                continue;
-            }
-            if prefix.length < prefix.file_length {
-                log::warn!(
-                    "{} has a torn tail: keeping {} of {} bytes ({} lines)",
-                    path.display(),
-                    prefix.length,
-                    prefix.file_length,
-                    prefix.n_lines
-                );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| Error::io("opening", &path, e))?;
-                file.set_len(prefix.length)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::io("truncating", &path, e))?;
-            }
-            let final_path = dir.join(&final_name);
-            fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
-            sync_dir(&final_path)?;
-            log::warn!(
-                "completed {} left by an earlier run ({} lines)",
-                final_path.display(),
-                prefix.n_lines
-            );
-            self.completed(final_path, kind);
-        }
-        Ok(())
-    }
-
-    /// Reopens a file listed in the checkpoint, cut to its durable length.
-    fn reopen(&mut self, file: &OpenFile) -> Result<(), Error> {
-        let dir = &self.cfg.dir;
-        let part_path = dir.join(&file.name);
-        let final_path = dir.join(&file.final_name);
-        let actual_len = match fs::metadata(&part_path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if file.length > 0 && !final_path.exists() {
-                    log::warn!(
-                        "{} is listed in the checkpoint but missing",
-                        part_path.display()
-                    );
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(Error::io("reading metadata of", &part_path, e)),
-        };
-        let (length, n_lines) = if actual_len < file.length {
-            let prefix = intact_prefix(&part_path)?;
-            log::warn!(
-                "{} is shorter ({actual_len} bytes) than the checkpoint says ({}); keeping its {} intact bytes",
-                part_path.display(),
-                file.length,
-                prefix.length
-            );
-            (prefix.length, prefix.n_lines)
-        } else {
-            (file.length, file.n_lines)
-        };
-        if actual_len > length {
-            log::info!(
-                "{}: dropping {} bytes written after the last checkpoint",
-                part_path.display(),
-                actual_len - length
-            );
-        }
-        let segment = Segment::reopen(part_path, final_path, self.cfg.level, length, n_lines)?;
-        let opened_at = OffsetDateTime::from_unix_timestamp(file.opened_at)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let open = OpenSegment {
-            kind: file.kind,
-            segment,
-            name: file.name.clone(),
-            final_name: file.final_name.clone(),
-            opened_at,
-        };
-        log::info!(
-            "continuing {} ({n_lines} lines)",
-            open.segment.part_path().display()
-        );
-        match file.kind {
-            FileKind::Segment => self.segment = Some(open),
-            FileKind::Rejects => self.rejects = Some(open),
-        }
-        Ok(())
     }
 
     /// Appends one event's JSON as a line, opening a segment first if none is open.
@@ -485,20 +234,12 @@ impl Archive {
         cursor: Cursor<'_>,
     ) -> Result<(), Error> {
         if self.rejects.is_none() {
-            let stamp = compact_utc(now);
-            let mut n_tries = 1;
-            let mut final_name = format!("rejects-{stamp}{SEGMENT_SUFFIX}");
-            while self.cfg.dir.join(&final_name).exists()
-                || self
-                    .cfg
-                    .dir
-                    .join(format!("{final_name}{PART_SUFFIX}"))
-                    .exists()
-            {
-                n_tries += 1;
-                final_name = format!("rejects-{stamp}-{n_tries}{SEGMENT_SUFFIX}");
+            let mut n_try = 1;
+            let (mut name, mut final_name) = naming::rejects_names(now, n_try);
+            while self.cfg.dir.join(&final_name).exists() || self.cfg.dir.join(&name).exists() {
+                n_try += 1;
+                (name, final_name) = naming::rejects_names(now, n_try);
             }
-            let name = format!("{final_name}{PART_SUFFIX}");
             self.rejects = Some(self.create(FileKind::Rejects, name, final_name, now, cursor)?);
         }
         let open = self
@@ -632,7 +373,7 @@ impl Archive {
         let mut completed = Vec::new();
         for (name, entry) in list_dir(&dir)? {
             let is_segment = matches!(self.cfg.naming.parse(&name), Some((_, None)));
-            let is_rejects = name.starts_with("rejects-") && name.ends_with(SEGMENT_SUFFIX);
+            let is_rejects = naming::parse_rejects(&name) == Some(None);
             if !is_segment && !is_rejects {
                 continue;
             }
@@ -670,42 +411,14 @@ impl Archive {
     /// not rejects).
     fn completed(&mut self, path: PathBuf, kind: FileKind) {
         self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
-        let Some(program) = &self.cfg.on_ready else {
-            return;
-        };
-        if kind == FileKind::Rejects {
-            return;
-        }
-        match Command::new(program)
-            .arg(&path)
-            .stdin(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => self.on_ready_children.push((child, path)),
-            Err(e) => log::warn!(
-                "--on-ready {}: cannot start it for {}: {e}",
-                program.to_string_lossy(),
-                path.display()
-            ),
+        if kind == FileKind::Segment {
+            self.on_ready.start(&path);
         }
     }
 
     /// Collects finished `--on-ready` programs and logs their failures; never blocks.
     pub fn reap_children(&mut self) {
-        self.on_ready_children
-            .retain_mut(|(child, path)| match child.try_wait() {
-                Ok(Some(status)) => {
-                    if !status.success() {
-                        log::warn!("--on-ready failed for {}: {status}", path.display());
-                    }
-                    false
-                }
-                Ok(None) => true,
-                Err(e) => {
-                    log::warn!("--on-ready for {}: {e}", path.display());
-                    false
-                }
-            });
+        self.on_ready.reap();
     }
 
     /// The open segment's `.part` name and compressed size so far, if one is open.
@@ -729,95 +442,6 @@ impl Archive {
 /// the events sharing the resume millisecond, at ~40 KB of JSON per checkpoint.
 const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
 
-/// The entries of `dir` whose names are UTF-8 (all of ours are), with their names.
-fn list_dir(dir: &Path) -> Result<Vec<(String, fs::DirEntry)>, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading directory", dir, e))?;
-        if let Ok(name) = entry.file_name().into_string() {
-            out.push((name, entry));
-        }
-    }
-    Ok(out)
-}
-
-/// What a file in an archive directory holds, going by its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileRole {
-    /// Events; `seq` orders files, `open` marks the file still being written.
-    Events { seq: u64, open: bool },
-    /// Rejected events.
-    Rejects,
-}
-
-/// Classifies a file name of either naming scheme, whatever the stream label.
-pub fn classify(name: &str) -> Option<FileRole> {
-    if rejects_final_name(name).is_some()
-        || (name.starts_with("rejects-") && name.ends_with(SEGMENT_SUFFIX))
-    {
-        return Some(FileRole::Rejects);
-    }
-    if let Some((seq, open)) = Naming::WikistreamReader.parse(name) {
-        return Some(FileRole::Events {
-            seq,
-            open: open.is_some(),
-        });
-    }
-    // Ours: `<label>-<stamp>-<seq>.ndjson.gz[.part]`; the label is whatever precedes the stamp.
-    let base = name.strip_suffix(PART_SUFFIX).unwrap_or(name);
-    let rest = base.strip_suffix(SEGMENT_SUFFIX)?;
-    let (before_seq, _) = rest.rsplit_once('-')?;
-    let (label, _) = before_seq.rsplit_once('-')?;
-    if label.is_empty() {
-        return None;
-    }
-    let naming = Naming::Ours {
-        label: label.to_string(),
-    };
-    let (seq, open) = naming.parse(name)?;
-    Some(FileRole::Events {
-        seq,
-        open: open.is_some(),
-    })
-}
-
-/// The files of an archive directory: event files in sequence order, and rejects files.
-#[derive(Debug, Default)]
-pub struct Listing {
-    pub events: Vec<(PathBuf, FileRole)>,
-    pub rejects: Vec<PathBuf>,
-}
-
-/// Lists `dir` for reading (`cat`, `verify`): event files by sequence (then name), rejects
-/// files by name. Other files (the checkpoint, the lock) are left out.
-pub fn list_archive(dir: &Path) -> Result<Listing, Error> {
-    let mut listing = Listing::default();
-    let mut events = Vec::new();
-    for (name, entry) in list_dir(dir)? {
-        match classify(&name) {
-            Some(FileRole::Rejects) => listing.rejects.push(entry.path()),
-            Some(role @ FileRole::Events { seq, .. }) => {
-                events.push((seq, name, entry.path(), role))
-            }
-            None => {}
-        }
-    }
-    events.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    listing.events = events
-        .into_iter()
-        .map(|(_, _, path, role)| (path, role))
-        .collect();
-    listing.rejects.sort();
-    Ok(listing)
-}
-
-/// For an open rejects file name, its final name.
-fn rejects_final_name(name: &str) -> Option<String> {
-    let base = name.strip_suffix(PART_SUFFIX)?;
-    (base.starts_with("rejects-") && base.ends_with(SEGMENT_SUFFIX)).then(|| base.to_string())
-}
-
 /// Fails early, with the path, when `dir` cannot take new files.
 fn check_writable(dir: &Path) -> Result<(), Error> {
     let probe = dir.join(format!(".wikistream-archiver-probe-{}", std::process::id()));
@@ -839,90 +463,6 @@ fn one_line(data: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn classify_both_namings_and_rejects() {
-        assert_eq!(
-            classify("recentchange+page-create-20250131T120000Z-000007.ndjson.gz.part"),
-            Some(FileRole::Events { seq: 7, open: true })
-        );
-        assert_eq!(
-            classify("recentchange-20250131T120000Z-000012.ndjson.gz"),
-            Some(FileRole::Events {
-                seq: 12,
-                open: false
-            })
-        );
-        assert_eq!(
-            classify("stream_20250131T120000_000000003.gz.ready"),
-            Some(FileRole::Events {
-                seq: 3,
-                open: false
-            })
-        );
-        assert_eq!(
-            classify("rejects-20250131T120000Z.ndjson.gz.part"),
-            Some(FileRole::Rejects)
-        );
-        assert_eq!(classify("checkpoint.json"), None);
-        assert_eq!(classify("-20250131T120000Z-000012.ndjson.gz"), None);
-    }
-
-    #[test]
-    fn our_names_round_trip() {
-        let naming = Naming::Ours {
-            label: "recentchange".into(),
-        };
-        let (open, done) = naming.segment_names(datetime!(2025-01-31 12:00:05 UTC), 42);
-        assert_eq!(done, "recentchange-20250131T120005Z-000042.ndjson.gz");
-        assert_eq!(open, format!("{done}.part"));
-        assert_eq!(naming.parse(&open), Some((42, Some(done.clone()))));
-        assert_eq!(naming.parse(&done), Some((42, None)));
-        assert_eq!(
-            Naming::Ours {
-                label: "recent".into()
-            }
-            .parse(&done),
-            None
-        );
-        assert_eq!(naming.parse("recentchange-x-000001.ndjson.gz"), None);
-        assert_eq!(naming.parse("rejects-20250131T120005Z.ndjson.gz"), None);
-    }
-
-    #[test]
-    fn wikistreamreader_names_round_trip() {
-        let naming = Naming::WikistreamReader;
-        let (open, done) = naming.segment_names(datetime!(2025-11-07 00:05:00 UTC), 2);
-        assert_eq!(open, "stream_20251107T000500_000000002.gz");
-        assert_eq!(done, "stream_20251107T000500_000000002.gz.ready");
-        assert_eq!(naming.parse(&open), Some((2, Some(done.clone()))));
-        assert_eq!(naming.parse(&done), Some((2, None)));
-        assert_eq!(naming.parse("stream_x_1.gz"), None);
-    }
-
-    #[test]
-    fn rejects_names() {
-        assert_eq!(
-            rejects_final_name("rejects-20250131T120005Z.ndjson.gz.part").as_deref(),
-            Some("rejects-20250131T120005Z.ndjson.gz")
-        );
-        assert_eq!(
-            rejects_final_name("rejects-20250131T120005Z.ndjson.gz"),
-            None
-        );
-        assert_eq!(rejects_final_name("other.part"), None);
-    }
-
-    #[test]
-    fn labels_are_file_name_safe() {
-        assert_eq!(
-            stream_label(&["recentchange".into(), "page-create".into()]),
-            "recentchange+page-create"
-        );
-        assert_eq!(stream_label(&["a/b c".into()]), "a_b_c");
-        assert_eq!(stream_label(&[]), "stream");
-    }
 
     #[test]
     fn line_feeds_in_json_become_spaces() {

@@ -3,8 +3,6 @@
 //! No I/O and no clock: `now` is passed in, so tests can drive time. It does not complete files;
 //! `archive/mod.rs` does that when this says so.
 
-use std::fmt;
-
 use time::{Duration, OffsetDateTime};
 
 /// The configured rotation triggers.
@@ -18,40 +16,8 @@ pub struct Policy {
     pub max_bytes: Option<u64>,
 }
 
-/// Why a file was completed; also the label of the rotations metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    Minute,
-    Events,
-    Bytes,
-    Signal,
-    Shutdown,
-}
-
-impl Reason {
-    /// The position of this reason in `stats::ROTATION_REASONS`.
-    pub fn index(self) -> usize {
-        match self {
-            Reason::Minute => 0,
-            Reason::Events => 1,
-            Reason::Bytes => 2,
-            Reason::Signal => 3,
-            Reason::Shutdown => 4,
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Reason::Minute => "minute",
-            Reason::Events => "events",
-            Reason::Bytes => "bytes",
-            Reason::Signal => "signal",
-            Reason::Shutdown => "shutdown",
-        })
-    }
-}
+/// Why a file was completed (the label set lives with the other metric labels).
+pub use crate::labels::RotationReason as Reason;
 
 /// The first rotation minute strictly after `opened_at`, if minute rotation is on.
 pub fn next_boundary(minute: Option<u8>, opened_at: OffsetDateTime) -> Option<OffsetDateTime> {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::reader::{self, ReadError, Report};
 use crate::archive::{self, FileRole};
-use crate::cli::CatArgs;
 use crate::event;
 use crate::filter::Filter;
 use crate::tools::{Error, quiet_on_closed_pipe};
@@ -18,6 +17,16 @@ use crate::tools::{Error, quiet_on_closed_pipe};
 /// Standard output is written in blocks of this size: a pipe into another program takes large
 /// writes best.
 const STDOUT_BUFFER_BYTES: usize = 256 * 1024;
+
+/// What `cat` reads and prints.
+#[derive(Debug)]
+pub struct Config {
+    /// Files or directories.
+    pub paths: Vec<PathBuf>,
+    pub filter: Filter,
+    /// Print counts instead of events.
+    pub count: bool,
+}
 
 /// A file to read and whether it is still being written.
 pub struct Input {
@@ -92,7 +101,7 @@ pub fn report_damage(path: &Path, open: bool, report: &Report) -> bool {
 }
 
 /// Prints the events (or counts); returns false when a file was damaged.
-pub fn run(args: &CatArgs) -> Result<bool, Error> {
+pub fn run(args: &Config) -> Result<bool, Error> {
     let inputs = inputs(&args.paths)?;
     let mut out = BufWriter::with_capacity(STDOUT_BUFFER_BYTES, io::stdout().lock());
     let mut all_intact = true;

@@ -5,16 +5,22 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
 
-use crate::cli::ParseArgs;
 use crate::sse::{Item, Parser};
 use crate::tools::{Error, quiet_on_closed_pipe};
 
-/// The same limit as `run`'s default, so `parse` shows what the archiver would see.
-const MAX_EVENT_BYTES: usize = 8 << 20;
+/// What `parse` reads.
+#[derive(Debug)]
+pub struct Config {
+    /// None reads standard input.
+    pub input: Option<PathBuf>,
+    /// The same limit as `run`'s default, so `parse` shows what the archiver would see.
+    pub max_event_bytes: usize,
+}
 
 /// Parses FILE (or stdin) and prints the items to stdout.
-pub fn run(args: &ParseArgs) -> Result<(), Error> {
+pub fn run(args: &Config) -> Result<(), Error> {
     let (mut input, name): (Box<dyn Read>, String) = match &args.input {
         Some(path) => {
             let file = File::open(path)
@@ -24,7 +30,7 @@ pub fn run(args: &ParseArgs) -> Result<(), Error> {
         None => (Box::new(io::stdin().lock()), "standard input".to_string()),
     };
     let mut out = BufWriter::new(io::stdout().lock());
-    let mut parser = Parser::new(MAX_EVENT_BYTES);
+    let mut parser = Parser::new(args.max_event_bytes);
     let mut buf = vec![0u8; 64 * 1024];
     let mut write_result = Ok(());
     loop {
@@ -36,7 +42,7 @@ pub fn run(args: &ParseArgs) -> Result<(), Error> {
         };
         parser.feed(&buf[..n], &mut |item| {
             if write_result.is_ok() {
-                write_result = writeln!(out, "{}", item_json(&item));
+                write_result = writeln!(out, "{}", item_json(&item, args.max_event_bytes));
             }
         });
         if let Err(e) = std::mem::replace(&mut write_result, Ok(())) {
@@ -47,12 +53,12 @@ pub fn run(args: &ParseArgs) -> Result<(), Error> {
     out.flush().or_else(quiet_on_closed_pipe)
 }
 
-fn item_json(item: &Item<'_>) -> String {
+fn item_json(item: &Item<'_>, max_event_bytes: usize) -> String {
     let json = |s: &str| serde_json::to_string(s).expect("serialising a string cannot fail");
     match item {
         Item::Event(event) => {
             if event.oversize {
-                log::warn!("event of more than {MAX_EVENT_BYTES} bytes cut off");
+                log::warn!("event of more than {max_event_bytes} bytes cut off");
             }
             format!(
                 "{{\"event\":{},\"data\":{},\"id\":{}}}",

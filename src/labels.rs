@@ -1,0 +1,105 @@
+//! Label sets of the counters: the `Label` trait every reason enum implements (its `ALL` and
+//! `as_str`), and the reasons that belong to no pure module of their own (why a file was
+//! completed, why a connection ended).
+//!
+//! Part of the pure core: it imports nothing of ours. `stats::Labelled<R>` counts per label;
+//! `label_set!` declares a set.
+
+/// A closed set of metric label values.
+pub trait Label: Copy + 'static {
+    /// Every value, in index order.
+    const ALL: &'static [Self];
+    /// The stable name used in metrics, `/status` and files.
+    fn as_str(self) -> &'static str;
+    /// The position in `ALL`.
+    fn index(self) -> usize;
+}
+
+/// Declares a label set: the enum, its `Label` impl (`ALL` in declaration order, `as_str`,
+/// `index`) and `Display` as the label text.
+macro_rules! label_set {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident => $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $crate::labels::Label for $name {
+            const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($crate::labels::Label::as_str(*self))
+            }
+        }
+    };
+}
+pub(crate) use label_set;
+
+label_set! {
+    /// Why a file was completed; the label of the rotations metric.
+    pub enum RotationReason {
+        Minute => "minute",
+        Events => "events",
+        Bytes => "bytes",
+        Signal => "signal",
+        Shutdown => "shutdown",
+    }
+}
+
+label_set! {
+    /// Why the archiver connected again; the label of the reconnects metric.
+    pub enum ReconnectReason {
+        /// The server ended the response (it does so every 15 minutes).
+        ServerClosed => "server_closed",
+        /// Nothing arrived for `--idle-timeout`.
+        Stalled => "stalled",
+        /// Reading the body failed (reset, broken chunking, TLS alert).
+        ReadFailed => "read_failed",
+        /// The connection or request failed before a stream began.
+        ConnectFailed => "connect_failed",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `ALL` lists every value once, in index order, with distinct snake_case names.
+    pub(crate) fn check_label_set<R: Label + std::fmt::Debug>() {
+        let mut names = std::collections::HashSet::new();
+        for (idx, label) in R::ALL.iter().enumerate() {
+            assert_eq!(label.index(), idx, "{label:?}");
+            let name = label.as_str();
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert!(names.insert(name), "{name} twice");
+        }
+    }
+
+    #[test]
+    fn label_sets_are_consistent() {
+        check_label_set::<RotationReason>();
+        check_label_set::<ReconnectReason>();
+        assert_eq!(RotationReason::Signal.to_string(), "signal");
+    }
+}

@@ -1,0 +1,324 @@
+//! `run` and `tail`: the lock, the recovery loop around sessions, signals and the process clock.
+//!
+//! A `Session` (session.rs) archives from one checkpoint on, across connections
+//! (connection.rs), until a signal, `--max-events`, or a write failure. A write failure (a full
+//! disk) abandons the session and starts a new one from the checkpoint, exactly as after a
+//! crash: `retry_session` is that rule. The pure parts are elsewhere: what becomes of an event
+//! in `sort`, what to do after a failed connection in `reconnect`, backoff in `client`,
+//! rotation in `archive::rotate`.
+
+mod connection;
+mod reconnect;
+mod session;
+mod sink;
+pub mod sort;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use self::session::Session;
+use crate::archive::{self, Archive, DirLock, Resume};
+use crate::client::{self, Client};
+use crate::console::Format;
+use crate::filter::Filter;
+use crate::health;
+use crate::stats::Stats;
+use crate::times::unix_ms;
+
+/// Sleeps are cut into slices this long so that a signal is seen quickly.
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// After a write failure (e.g. disk full), wait this long before trying again from the checkpoint.
+const WRITE_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// A repeating write failure is logged at most this often.
+const WRITE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Test hook: an RFC 3339 time the process clock starts at (it then runs at normal speed), so
+/// tests can cross a rotation minute without waiting for it. Never set in production.
+const FAKE_NOW_ENV: &str = "WIKISTREAM_ARCHIVER_FAKE_NOW";
+
+/// Everything `run` and `tail` need, as `config` built it.
+#[derive(Debug)]
+pub struct Config {
+    pub client: client::Config,
+    /// Unused by `tail`, which writes no files.
+    pub archive: archive::Config,
+    pub session: SessionConfig,
+    /// The health endpoint, when `--status-port` is set.
+    pub health: Option<health::Config>,
+    pub output: Output,
+}
+
+/// What a session consults per connection and per event.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// `--since`: on the first connection only, start at this time (ms).
+    pub since_ms: Option<i64>,
+    pub idle_timeout: Duration,
+    pub max_events: Option<u64>,
+    pub max_event_bytes: usize,
+    pub keep_canary: bool,
+    /// `None` checkpoints only at new files, rotations and shutdown.
+    pub checkpoint_interval: Option<Duration>,
+    pub gap_warn: Duration,
+    /// Which events to keep.
+    pub filter: Filter,
+}
+
+/// What `run` and `tail` do with the events they keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Archive only (`run`).
+    Archive,
+    /// Archive and print (`run --tee`).
+    ArchiveAndPrint(Format),
+    /// Print only (`tail`): no output directory, no checkpoint; resumes within the process.
+    Print(Format),
+}
+
+impl Output {
+    /// The print format, when events are printed.
+    pub fn print_format(self) -> Option<Format> {
+        match self {
+            Output::Archive => None,
+            Output::ArchiveAndPrint(format) | Output::Print(format) => Some(format),
+        }
+    }
+}
+
+/// Why `run` failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The server or the configuration prevents archiving (e.g. 404 on the first connection).
+    Client(client::Error),
+    /// The archive directory or a file in it failed.
+    Archive(archive::Error),
+    /// Signal handlers could not be installed.
+    Signals(io::Error),
+    /// The health server could not start (e.g. the port is taken).
+    Health(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Client(e) => write!(f, "{e}"),
+            Error::Archive(e) => write!(f, "{e}"),
+            Error::Signals(e) => write!(f, "installing signal handlers: {e}"),
+            Error::Health(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<client::Error> for Error {
+    fn from(e: client::Error) -> Error {
+        Error::Client(e)
+    }
+}
+
+impl From<archive::Error> for Error {
+    fn from(e: archive::Error) -> Error {
+        Error::Archive(e)
+    }
+}
+
+/// Signal flags the loop polls.
+pub(crate) struct Signals {
+    /// SIGINT or SIGTERM: finish and exit. A second one ends the process at once.
+    pub shutdown: Arc<AtomicBool>,
+    /// SIGUSR1: complete the open file now.
+    pub rotate: Arc<AtomicBool>,
+}
+
+fn install_signal_flags() -> Result<Signals, Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))
+            .map_err(Error::Signals)?;
+        signal_hook::flag::register(signal, Arc::clone(&shutdown)).map_err(Error::Signals)?;
+    }
+    let rotate = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(SIGUSR1, Arc::clone(&rotate)).map_err(Error::Signals)?;
+    Ok(Signals { shutdown, rotate })
+}
+
+/// The process clock: UTC now, shifted when the test hook asks for it. Everything under `run`
+/// reads the time through it, so the hook moves rotation, file names and rejects alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    offset: time::Duration,
+}
+
+impl Clock {
+    fn from_env() -> Clock {
+        let offset = std::env::var(FAKE_NOW_ENV)
+            .ok()
+            .and_then(|text| crate::times::parse_rfc3339(&text))
+            .map_or(time::Duration::ZERO, |start| {
+                start - OffsetDateTime::now_utc()
+            });
+        Clock { offset }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+            .checked_add(self.offset)
+            .unwrap_or_else(OffsetDateTime::now_utc)
+    }
+}
+
+/// Archives (or for `tail`, prints) the stream until a signal, `--max-events`, or a fatal error.
+pub fn run(cfg: Config) -> Result<(), Error> {
+    let signals = install_signal_flags()?;
+    let clock = Clock::from_env();
+    let url = cfg.client.url.clone();
+    let printing_only = matches!(cfg.output, Output::Print(_));
+    let _lock = match printing_only {
+        true => None,
+        false => Some(DirLock::acquire(&cfg.archive.dir)?),
+    };
+    let client = Client::new(&cfg.client)?;
+    let stats = Arc::new(Stats::default());
+    stats
+        .started_at_ms
+        .store(unix_ms(clock.now()), Ordering::Relaxed);
+    if printing_only {
+        log::info!("printing {url}");
+        let mut session = Session::new(None, Resume::default(), &cfg, clock, Arc::clone(&stats));
+        let result = session.main_loop(&client, &cfg, &signals, true);
+        log::debug!("{}", stats.summary());
+        return result;
+    }
+    if let Some(health) = cfg.health {
+        let bound = health::spawn(health, Arc::clone(&stats))
+            .map_err(|e| Error::Health(format!("serving health on {}: {e}", health.addr)))?;
+        log::info!("serving /check, /metrics and /status on http://{bound}");
+    }
+    log::info!("archiving {url} into {}", cfg.archive.dir.display());
+    let mut started = false;
+    let mut n_archived = 0;
+    let mut last_error_logged: Option<Instant> = None;
+    loop {
+        let result = match Archive::open(cfg.archive.clone()) {
+            // At start (`started` false) an unusable directory or checkpoint needs a person:
+            // `retry_session` below reports it and exits.
+            Err(e) => Err(Error::Archive(e)),
+            Ok((mut archive, resume)) => {
+                if let Err(e) = archive.apply_retention(clock.now()) {
+                    log::warn!("retention: {e}");
+                }
+                let mut session =
+                    Session::new(Some(archive), resume, &cfg, clock, Arc::clone(&stats));
+                session.n_archived = n_archived;
+                let result = session.main_loop(&client, &cfg, &signals, !started);
+                started = true;
+                n_archived = session.n_archived;
+                match result {
+                    Ok(()) => session.close().map_err(Error::Archive),
+                    // The archive is abandoned without finishing: the next attempt starts from
+                    // the checkpoint, exactly as after a crash.
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let shutting_down = signals.shutdown.load(Ordering::Relaxed);
+        if !retry_session(&result, started, shutting_down) {
+            log::info!("{}", stats.summary());
+            return result;
+        }
+        if let Err(Error::Archive(e)) = &result {
+            note_write_failure(&stats, clock, e, &mut last_error_logged);
+        }
+        sleep_unless(&signals.shutdown, WRITE_RETRY_DELAY);
+    }
+}
+
+/// Whether a session that ended with `result` is followed by a new one from the checkpoint:
+/// only after a file error that may go away (a full disk), once archiving had started, and not
+/// while shutting down. At start an unusable directory needs a person.
+fn retry_session(result: &Result<(), Error>, started: bool, shutting_down: bool) -> bool {
+    match result {
+        Err(Error::Archive(e)) => started && e.is_transient() && !shutting_down,
+        Ok(()) | Err(_) => false,
+    }
+}
+
+/// Logs a write failure at most once per `WRITE_ERROR_LOG_INTERVAL` and marks the archiver
+/// unhealthy until a checkpoint succeeds again.
+fn note_write_failure(
+    stats: &Stats,
+    clock: Clock,
+    e: &archive::Error,
+    last_logged: &mut Option<Instant>,
+) {
+    Stats::add(&stats.checkpoint_failures, 1);
+    stats.connected.store(false, Ordering::Relaxed);
+    if let Ok(mut text) = stats.write_error.try_lock() {
+        *text = match e {
+            archive::Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+    }
+    let _ = stats.write_error_since.compare_exchange(
+        0,
+        clock.now().unix_timestamp(),
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    if last_logged.is_none_or(|t| t.elapsed() >= WRITE_ERROR_LOG_INTERVAL) {
+        log::error!(
+            "{e}; nothing after the last checkpoint is kept, retrying every {} s from it",
+            WRITE_RETRY_DELAY.as_secs()
+        );
+        *last_logged = Some(Instant::now());
+    } else {
+        log::debug!("still failing: {e}");
+    }
+}
+
+/// Sleeps for `total` unless `flag` is set first.
+pub(crate) fn sleep_unless(flag: &AtomicBool, total: Duration) {
+    let start = Instant::now();
+    while !flag.load(Ordering::Relaxed) {
+        let left = total.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(SLEEP_SLICE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn only_transient_file_errors_after_start_are_retried() {
+        let full_disk = || {
+            Err(Error::Archive(archive::Error::Io {
+                action: "writing",
+                path: PathBuf::from("/x"),
+                source: io::Error::other("No space left on device"),
+            }))
+        };
+        assert!(retry_session(&full_disk(), true, false));
+        assert!(!retry_session(&full_disk(), false, false), "at start: exit");
+        assert!(!retry_session(&full_disk(), true, true), "shutting down");
+        let bad_checkpoint = Err(Error::Archive(archive::Error::Checkpoint {
+            path: PathBuf::from("/x"),
+            message: "bad".into(),
+        }));
+        assert!(!retry_session(&bad_checkpoint, true, false));
+        assert!(!retry_session(&Ok(()), true, false));
+        let client = Err(Error::Health("port taken".into()));
+        assert!(!retry_session(&client, true, false));
+    }
+}

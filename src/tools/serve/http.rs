@@ -1,0 +1,176 @@
+//! The HTTP/1.1 side of `serve`: reading a request head with bounds, the parts of it we use,
+//! complete responses (EventStreams-style JSON errors) and chunks of a streamed body.
+//!
+//! Hand-made on `std::net::TcpStream` rather than tiny_http, because fault injection must close
+//! or freeze the socket at a chosen byte and tiny_http keeps keep-alive connections open on its
+//! own. The head parser is pure (`parse_request_head`).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+/// Largest request head accepted; EventStreams clients send a few hundred bytes.
+const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+/// A client that does not finish its request head in this time is dropped.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The parts of a request this server looks at.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Request {
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) query: String,
+    pub(super) last_event_id: Option<String>,
+    /// `Accept: application/json` asks for NDJSON instead of SSE.
+    pub(super) wants_json: bool,
+}
+
+/// Reads a request head (up to the empty line) and picks out what we need.
+pub(super) fn read_request(socket: &mut TcpStream) -> io::Result<Request> {
+    socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before the request was complete",
+            ));
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > MAX_REQUEST_HEAD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+    }
+    parse_request_head(&String::from_utf8_lossy(&head))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed request line"))
+}
+
+pub(super) fn parse_request_head(head: &str) -> Option<Request> {
+    let mut lines = head.split("\r\n");
+    let mut parts = lines.next()?.split(' ');
+    let method = parts.next()?.to_string();
+    let target = parts.next()?;
+    parts.next()?.strip_prefix("HTTP/1.")?;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut request = Request {
+        method,
+        path: path.to_string(),
+        query: query.to_string(),
+        ..Request::default()
+    };
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("last-event-id") {
+            request.last_event_id = Some(value.trim().to_string());
+        } else if name.eq_ignore_ascii_case("accept") {
+            // EventSource sends `text/event-stream`; only an explicit JSON preference switches.
+            request.wants_json =
+                value.contains("application/json") && !value.contains("text/event-stream");
+        }
+    }
+    Some(request)
+}
+
+pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Headers every response carries: browsers on other origins may read the stream, as on
+/// stream.wikimedia.org.
+pub(super) const CORS_HEADERS: &str = "Access-Control-Allow-Origin: *\r\n\
+    Access-Control-Allow-Headers: Last-Event-ID, Accept\r\n";
+
+/// Writes a complete response and closes.
+pub(super) fn respond(
+    socket: &mut TcpStream,
+    code: u16,
+    content_type: &str,
+    body: &str,
+) -> io::Result<()> {
+    let retry_after = if code == 429 || code == 503 {
+        "Retry-After: 1\r\n"
+    } else {
+        ""
+    };
+    write!(
+        socket,
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{CORS_HEADERS}{retry_after}Connection: close\r\n\r\n{body}",
+        reason_phrase(code),
+        body.len()
+    )?;
+    socket.flush()?;
+    socket.shutdown(Shutdown::Both)
+}
+
+/// An error in the shape of EventStreams' (HyperSwitch) JSON error bodies.
+pub(super) fn respond_error(
+    socket: &mut TcpStream,
+    code: u16,
+    uri: &str,
+    detail: &str,
+) -> io::Result<()> {
+    let body = serde_json::json!({
+        "type": "https://mediawiki.org/wiki/HyperSwitch/errors/".to_string()
+            + &reason_phrase(code).to_lowercase().replace(' ', "_"),
+        "title": reason_phrase(code),
+        "method": "get",
+        "detail": detail,
+        "uri": uri,
+        "status": code,
+    });
+    respond(socket, code, "application/problem+json", &body.to_string())
+}
+
+pub(super) fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut chunk = format!("{:x}\r\n", bytes.len()).into_bytes();
+    chunk.extend_from_slice(bytes);
+    chunk.extend_from_slice(b"\r\n");
+    socket.write_all(&chunk)
+}
+
+pub(super) fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_parsing() {
+        let head = "GET /v2/stream/recentchange?since=5 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nlast-event-id: [{\"offset\":3}]\r\n\r\n";
+        let request = parse_request_head(head).expect("valid");
+        assert_eq!(request.path, "/v2/stream/recentchange");
+        assert_eq!(query_param(&request.query, "since"), Some("5"));
+        assert!(request.wants_json);
+        assert_eq!(request.last_event_id.as_deref(), Some("[{\"offset\":3}]"));
+        assert!(parse_request_head("garbage\r\n\r\n").is_none());
+        let sse = parse_request_head("GET / HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n");
+        assert!(!sse.expect("valid").wants_json);
+    }
+}

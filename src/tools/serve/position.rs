@@ -1,0 +1,168 @@
+//! EventStreams ids: the `Last-Event-ID` a client sends, where each topic-partition resumes, and
+//! the id line of each event sent (`Positions`).
+//!
+//! Pure: ids and events in, decisions and id text out.
+
+use super::source::Event;
+
+/// A position in one topic-partition, as in EventStreams ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mark {
+    /// The last offset received: resume after it.
+    Offset(i64),
+    /// A time in milliseconds: resume at the first event at or after it (Kafka's seek by time,
+    /// which sends events of that very millisecond again).
+    Timestamp(i64),
+}
+
+/// One entry of an id: `{"topic":…,"partition":…,"offset"|"timestamp":…}`. A missing topic
+/// applies to every topic (older clients store `[{"offset":N}]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) topic: Option<String>,
+    pub(super) partition: i64,
+    pub(super) mark: Mark,
+}
+
+/// The entries of a `Last-Event-ID`; None when it is not an EventStreams id.
+pub(super) fn parse_last_event_id(id: &str) -> Option<Vec<Entry>> {
+    let value: serde_json::Value = serde_json::from_str(id).ok()?;
+    let entries: Vec<Entry> = value
+        .as_array()?
+        .iter()
+        .filter_map(|entry| {
+            let mark = match (entry["offset"].as_i64(), entry["timestamp"].as_i64()) {
+                // Kafka's "no position yet": this entry does not constrain anything.
+                (Some(offset), _) if offset >= 0 => Mark::Offset(offset),
+                (_, Some(ms)) => Mark::Timestamp(ms),
+                _ => return None,
+            };
+            Some(Entry {
+                topic: entry["topic"].as_str().map(String::from),
+                partition: entry["partition"].as_i64().unwrap_or(0),
+                mark,
+            })
+        })
+        .collect();
+    (!value.as_array()?.is_empty()).then_some(entries)
+}
+
+/// Where a connection starts, per topic-partition, and the positions its ids report.
+pub(super) struct Positions {
+    resume: Vec<Entry>,
+    since_ms: Option<i64>,
+    /// The latest position per topic-partition, in first-seen order, for the `id:` lines.
+    latest: Vec<(String, i64, Mark)>,
+}
+
+impl Positions {
+    pub(super) fn new(resume: Vec<Entry>, since_ms: Option<i64>) -> Positions {
+        let latest = resume
+            .iter()
+            .filter_map(|e| Some((e.topic.clone()?, e.partition, e.mark)))
+            .collect();
+        Positions {
+            resume,
+            since_ms,
+            latest,
+        }
+    }
+
+    /// Whether `event` comes before the start position.
+    pub(super) fn skips(&self, event: &Event) -> bool {
+        let entry = self.resume.iter().find(|e| {
+            e.partition == event.partition && e.topic.as_deref().is_none_or(|t| t == event.topic)
+        });
+        match entry.map(|e| e.mark) {
+            Some(Mark::Offset(offset)) => event.offset <= offset,
+            Some(Mark::Timestamp(ms)) => event.dt_ms < ms,
+            None => self.since_ms.is_some_and(|since| event.dt_ms < since),
+        }
+    }
+
+    /// Records `event` as sent and returns its id line's JSON.
+    pub(super) fn id_after(&mut self, event: &Event, timestamps: bool) -> String {
+        let mark = match timestamps {
+            true => Mark::Timestamp(event.dt_ms),
+            false => Mark::Offset(event.offset),
+        };
+        match self
+            .latest
+            .iter_mut()
+            .find(|(topic, partition, _)| *topic == event.topic && *partition == event.partition)
+        {
+            Some(entry) => entry.2 = mark,
+            None => self
+                .latest
+                .push((event.topic.clone(), event.partition, mark)),
+        }
+        // Written by hand to keep EventStreams' key order: topic, partition, position.
+        let entries: Vec<String> = self
+            .latest
+            .iter()
+            .map(|(topic, partition, mark)| {
+                let (key, value) = match mark {
+                    Mark::Offset(offset) => ("offset", offset),
+                    Mark::Timestamp(ms) => ("timestamp", ms),
+                };
+                format!(
+                    "{{\"topic\":{},\"partition\":{partition},\"{key}\":{value}}}",
+                    serde_json::Value::from(topic.as_str())
+                )
+            })
+            .collect();
+        format!("[{}]", entries.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(topic: &str, offset: i64, dt_ms: i64) -> Event {
+        Event {
+            data: b"{}".to_vec(),
+            dt_ms,
+            stream: None,
+            topic: topic.to_string(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    #[test]
+    fn resume_per_topic_partition() {
+        let id = r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000},{"topic":"codfw.rc","partition":0,"offset":7},{"topic":"x","partition":0,"offset":-1}]"#;
+        let entries = parse_last_event_id(id).expect("entries");
+        assert_eq!(entries.len(), 2);
+        let positions = Positions::new(entries, Some(5000));
+        assert!(positions.skips(&event("eqiad.rc", 1, 999)));
+        assert!(!positions.skips(&event("eqiad.rc", 1, 1000)));
+        assert!(positions.skips(&event("codfw.rc", 7, 9000)));
+        assert!(!positions.skips(&event("codfw.rc", 8, 0)));
+        // A topic-partition without an entry starts at `since`.
+        assert!(positions.skips(&event("other", 0, 4999)));
+        assert!(!positions.skips(&event("other", 0, 5000)));
+        assert_eq!(parse_last_event_id("nonsense"), None);
+        assert_eq!(parse_last_event_id("[]"), None);
+    }
+
+    #[test]
+    fn ids_list_every_topic_partition_seen() {
+        let mut positions = Positions::new(Vec::new(), None);
+        let first = positions.id_after(&event("eqiad.rc", 5, 1000), true);
+        assert_eq!(
+            first,
+            r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000}]"#
+        );
+        positions.id_after(&event("codfw.rc", 9, 1001), false);
+        let third = positions.id_after(&event("eqiad.rc", 6, 1002), false);
+        let value: serde_json::Value = serde_json::from_str(&third).expect("json");
+        assert_eq!(value[0]["offset"], 6);
+        assert_eq!(value[1]["topic"], "codfw.rc");
+        // An id this server wrote resumes right after the event it belongs to.
+        let resumed = Positions::new(parse_last_event_id(&third).expect("entries"), None);
+        assert!(resumed.skips(&event("eqiad.rc", 6, 0)));
+        assert!(!resumed.skips(&event("eqiad.rc", 7, 0)));
+    }
+}

@@ -1,0 +1,218 @@
+//! `serve`'s inputs: archive directories and NDJSON(.gz) files, read as a stream of events
+//! (`SourceReader`), the streams they hold (`Catalog`), and all inputs merged in `meta.dt` order
+//! (`Merge`).
+//!
+//! This is a second gzip reader beside `archive::reader`, on purpose: the merge must *pull* one
+//! event at a time from several inputs, while `archive::reader` pushes a file's lines into a
+//! callback only after each member's CRC checked (what `cat` and `verify` promise). It also reads
+//! plain NDJSON. A damaged file ends that input early with a warning; a replay server may show
+//! what is readable.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use crate::archive;
+use crate::tools::Error;
+
+/// Lines read from the start of each input to learn which streams it holds.
+const STREAM_SCAN_LINES: usize = 1000;
+/// Read buffer per open input file.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The inputs: per input, its files in order; and the stream names found in them.
+pub(super) struct Catalog {
+    pub(super) sources: Vec<Vec<PathBuf>>,
+    pub(super) streams: BTreeSet<String>,
+}
+
+impl Catalog {
+    pub(super) fn load(inputs: &[PathBuf]) -> Result<Catalog, Error> {
+        let mut sources = Vec::new();
+        let mut streams = BTreeSet::new();
+        for input in inputs {
+            let context = || format!("reading {}", input.display());
+            let metadata = std::fs::metadata(input).map_err(|e| Error::new(context(), e))?;
+            let files = if metadata.is_dir() {
+                let listing = archive::list_archive(input).map_err(Error::from_archive)?;
+                listing.events.into_iter().map(|(path, _)| path).collect()
+            } else {
+                vec![input.clone()]
+            };
+            let mut reader = SourceReader::new(files.clone());
+            for _ in 0..STREAM_SCAN_LINES {
+                let Some(event) = reader.next_event(&mut HashMap::new()) else {
+                    break;
+                };
+                streams.insert(event.stream.unwrap_or_default());
+            }
+            sources.push(files);
+        }
+        streams.remove("");
+        Ok(Catalog { sources, streams })
+    }
+
+    /// Whether a stream name in a URL is served: `recentchange` is `mediawiki.recentchange`.
+    pub(super) fn knows(&self, name: &str) -> bool {
+        self.streams.is_empty()
+            || self.streams.contains(name)
+            || self.streams.contains(&format!("mediawiki.{name}"))
+    }
+}
+
+/// One event as read from an input.
+pub(super) struct Event {
+    pub(super) data: Vec<u8>,
+    /// `meta.dt` in milliseconds; `i64::MIN` when missing, so such events sort first.
+    pub(super) dt_ms: i64,
+    pub(super) stream: Option<String>,
+    pub(super) topic: String,
+    pub(super) partition: i64,
+    pub(super) offset: i64,
+}
+
+/// Reads the events of one input's files in order, streaming from gzip or plain NDJSON.
+struct SourceReader {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<(PathBuf, Box<dyn BufRead + Send>)>,
+    line: Vec<u8>,
+}
+
+impl SourceReader {
+    fn new(files: Vec<PathBuf>) -> SourceReader {
+        SourceReader {
+            files: files.into_iter(),
+            current: None,
+            line: Vec::new(),
+        }
+    }
+
+    fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
+        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?);
+        // Peek at the gzip magic without consuming it.
+        let is_gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+        Ok(match is_gzip {
+            true => Box::new(BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                flate2::bufread::MultiGzDecoder::new(file),
+            )),
+            false => Box::new(file),
+        })
+    }
+
+    /// The next non-empty line, across files. A file that cannot be read to its end (the torn
+    /// tail of an open `.part` file, damage) ends early with a log line.
+    fn next_line(&mut self) -> Option<&[u8]> {
+        loop {
+            if self.current.is_none() {
+                let path = self.files.next()?;
+                match SourceReader::open(&path) {
+                    Ok(reader) => self.current = Some((path, reader)),
+                    Err(e) => {
+                        log::warn!("skipping {}: {e}", path.display());
+                        continue;
+                    }
+                }
+            }
+            let (path, reader) = self.current.as_mut().expect("opened above");
+            self.line.clear();
+            match reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => self.current = None,
+                Ok(_) => {
+                    while self.line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                        self.line.pop();
+                    }
+                    if !self.line.is_empty() {
+                        return Some(&self.line);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("{}: stopped reading: {e}", path.display());
+                    self.current = None;
+                }
+            }
+        }
+    }
+
+    /// The next event; offsets missing from `meta` are counted per topic in `counters`.
+    fn next_event(&mut self, counters: &mut HashMap<String, i64>) -> Option<Event> {
+        let line = self.next_line()?;
+        let text = String::from_utf8_lossy(line);
+        let meta = crate::event::inspect(&text).unwrap_or_default();
+        let stream = meta.stream.as_deref().map(String::from);
+        let topic = match (&meta.topic, &stream) {
+            (Some(topic), _) => topic.to_string(),
+            (None, Some(stream)) => format!("eqiad.{stream}"),
+            (None, None) => "eqiad.unknown".to_string(),
+        };
+        let counter = counters.entry(topic.clone()).or_insert(0);
+        let offset = meta.offset.unwrap_or(*counter);
+        *counter = offset + 1;
+        Some(Event {
+            dt_ms: meta
+                .dt
+                .as_deref()
+                .and_then(crate::times::parse_rfc3339_ms)
+                .unwrap_or(i64::MIN),
+            partition: meta.partition.unwrap_or(0),
+            stream,
+            topic,
+            offset,
+            data: line.to_vec(),
+        })
+    }
+}
+
+/// All inputs merged by `meta.dt` (ties keep input order), only the requested streams.
+pub(super) struct Merge {
+    sources: Vec<SourceReader>,
+    heads: Vec<Option<Event>>,
+    wanted: Vec<String>,
+    counters: HashMap<String, i64>,
+}
+
+impl Merge {
+    pub(super) fn new(catalog: &Catalog, wanted: Vec<String>) -> Merge {
+        let mut merge = Merge {
+            sources: catalog
+                .sources
+                .iter()
+                .cloned()
+                .map(SourceReader::new)
+                .collect(),
+            heads: Vec::new(),
+            wanted,
+            counters: HashMap::new(),
+        };
+        merge.heads = (0..merge.sources.len())
+            .map(|idx| merge.pull(idx))
+            .collect();
+        merge
+    }
+
+    /// The next wanted event of source `idx`.
+    fn pull(&mut self, idx: usize) -> Option<Event> {
+        loop {
+            let event = self.sources[idx].next_event(&mut self.counters)?;
+            let wanted = match &event.stream {
+                None => true,
+                Some(stream) => self.wanted.iter().any(|name| {
+                    stream == name || stream.strip_prefix("mediawiki.") == Some(name.as_str())
+                }),
+            };
+            if wanted {
+                return Some(event);
+            }
+        }
+    }
+
+    pub(super) fn next(&mut self) -> Option<Event> {
+        let idx = (0..self.heads.len())
+            .filter(|&idx| self.heads[idx].is_some())
+            .min_by_key(|&idx| self.heads[idx].as_ref().map(|e| e.dt_ms))?;
+        let event = self.heads[idx].take();
+        self.heads[idx] = self.pull(idx);
+        event
+    }
+}

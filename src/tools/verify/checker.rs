@@ -1,0 +1,285 @@
+//! `verify`'s pure core: `Checker` sees every archived line in file order and keeps bounded
+//! state (a window of recent `meta.id`s, the last offset per topic-partition, the latest
+//! `meta.dt`), so a year of files takes the same memory as an hour. It collects a `Summary`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::event::{self, RecentIds};
+
+/// How many recent ids duplicate detection remembers (see `config::defaults`).
+pub const DUPLICATE_WINDOW: usize = crate::config::defaults::DUPLICATE_WINDOW;
+/// Problems of one kind listed in full; the rest are counted.
+const LISTED_PROBLEMS: usize = 50;
+
+/// A file that cannot be read to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedFile {
+    pub file: String,
+    pub offset: u64,
+    pub lost_bytes: u64,
+    pub truncated: bool,
+    pub message: String,
+}
+
+impl DamagedFile {
+    /// A file that could not be opened or read at all.
+    pub(super) fn unreadable(file: String, e: &dyn std::fmt::Display) -> DamagedFile {
+        DamagedFile {
+            file,
+            offset: 0,
+            lost_bytes: 0,
+            truncated: false,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Missing offsets in one topic-partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetGap {
+    pub topic: String,
+    pub partition: i64,
+    /// The last offset before the gap and the first after it.
+    pub before: i64,
+    pub after: i64,
+    pub before_dt: String,
+    pub after_dt: String,
+    pub file: String,
+}
+
+/// A stretch of time without events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeGap {
+    pub before_dt: String,
+    pub after_dt: String,
+    pub seconds: i64,
+    pub file: String,
+}
+
+/// A `meta.id` seen twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub id: String,
+    pub dt: String,
+    pub file: String,
+}
+
+/// Everything `verify` found.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub n_files: u64,
+    pub n_events: u64,
+    pub n_rejects: u64,
+    pub n_canaries: u64,
+    /// Lines that are not JSON objects (should never be in an archive).
+    pub n_bad_lines: u64,
+    pub compressed_bytes: u64,
+    pub text_bytes: u64,
+    pub first_dt: Option<(i64, String)>,
+    pub last_dt: Option<(i64, String)>,
+    pub damaged: Vec<DamagedFile>,
+    /// The open file's tail written since its last checkpoint: normal, not damage.
+    pub unfinished_bytes: u64,
+    pub n_duplicates: u64,
+    pub duplicates: Vec<Duplicate>,
+    pub n_offset_gaps: u64,
+    pub n_missing_offsets: u64,
+    pub offset_gaps: Vec<OffsetGap>,
+    pub n_time_gaps: u64,
+    pub time_gaps: Vec<TimeGap>,
+}
+
+impl Summary {
+    /// No damage, duplicates or gaps.
+    pub fn is_clean(&self) -> bool {
+        self.damaged.is_empty()
+            && self.n_duplicates == 0
+            && self.n_offset_gaps == 0
+            && self.n_time_gaps == 0
+            && self.n_bad_lines == 0
+    }
+}
+
+/// The last event seen in one topic-partition.
+struct PartitionState {
+    offset: i64,
+    dt: String,
+}
+
+/// The pure core: feed it every line in archive order.
+pub struct Checker {
+    gap_ms: i64,
+    offset_slack: i64,
+    recent_ids: RecentIds,
+    partitions: HashMap<(String, i64), PartitionState>,
+    /// The latest `meta.dt` so far (events are not strictly in time order).
+    latest: Option<(i64, String)>,
+    pub summary: Summary,
+}
+
+fn push_bounded<T>(list: &mut Vec<T>, item: T) {
+    if list.len() < LISTED_PROBLEMS {
+        list.push(item);
+    }
+}
+
+impl Checker {
+    /// A checker reporting time gaps longer than `gap` and offset jumps that skip more than
+    /// `offset_slack` offsets.
+    pub fn new(gap: Duration, offset_slack: u64) -> Checker {
+        Checker {
+            gap_ms: gap.as_millis() as i64,
+            offset_slack: offset_slack as i64,
+            recent_ids: RecentIds::new(DUPLICATE_WINDOW),
+            partitions: HashMap::new(),
+            latest: None,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Checks one archived line of `file`.
+    pub fn line(&mut self, line: &[u8], file: &str) {
+        let summary = &mut self.summary;
+        summary.n_events += 1;
+        let Some(meta) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| event::inspect(text).ok())
+        else {
+            summary.n_bad_lines += 1;
+            return;
+        };
+        if meta.is_canary() {
+            summary.n_canaries += 1;
+        }
+        let dt = meta.dt.as_deref().unwrap_or_default();
+        let dt_ms = crate::times::parse_rfc3339_ms(dt);
+        if let Some(id) = meta.id.as_deref()
+            && !self.recent_ids.insert_key(event::id_key(id))
+        {
+            summary.n_duplicates += 1;
+            let duplicate = Duplicate {
+                id: id.to_string(),
+                dt: dt.to_string(),
+                file: file.to_string(),
+            };
+            push_bounded(&mut summary.duplicates, duplicate);
+        }
+        if let (Some(topic), Some(partition), Some(offset)) =
+            (meta.topic.as_deref(), meta.partition, meta.offset)
+        {
+            self.offset(topic, partition, offset, dt, file);
+        }
+        let Some(dt_ms) = dt_ms else {
+            return;
+        };
+        let summary = &mut self.summary;
+        if summary.first_dt.as_ref().is_none_or(|(ms, _)| dt_ms < *ms) {
+            summary.first_dt = Some((dt_ms, dt.to_string()));
+        }
+        match &mut self.latest {
+            Some((latest_ms, latest_dt)) if dt_ms > *latest_ms => {
+                if dt_ms - *latest_ms > self.gap_ms {
+                    summary.n_time_gaps += 1;
+                    let gap = TimeGap {
+                        before_dt: latest_dt.clone(),
+                        after_dt: dt.to_string(),
+                        seconds: (dt_ms - *latest_ms) / 1000,
+                        file: file.to_string(),
+                    };
+                    push_bounded(&mut summary.time_gaps, gap);
+                }
+                *latest_ms = dt_ms;
+                latest_dt.clear();
+                latest_dt.push_str(dt);
+            }
+            Some(_) => {}
+            None => self.latest = Some((dt_ms, dt.to_string())),
+        }
+        summary.last_dt.clone_from(&self.latest);
+    }
+
+    fn offset(&mut self, topic: &str, partition: i64, offset: i64, dt: &str, file: &str) {
+        let key = (topic.to_string(), partition);
+        let Some(state) = self.partitions.get_mut(&key) else {
+            let state = PartitionState {
+                offset,
+                dt: dt.to_string(),
+            };
+            self.partitions.insert(key, state);
+            return;
+        };
+        let n_missing = offset - state.offset - 1;
+        if n_missing > self.offset_slack {
+            let summary = &mut self.summary;
+            summary.n_offset_gaps += 1;
+            summary.n_missing_offsets += n_missing as u64;
+            let gap = OffsetGap {
+                topic: topic.to_string(),
+                partition,
+                before: state.offset,
+                after: offset,
+                before_dt: state.dt.clone(),
+                after_dt: dt.to_string(),
+                file: file.to_string(),
+            };
+            push_bounded(&mut summary.offset_gaps, gap);
+        }
+        // A lower offset (a duplicate, or events out of order) does not move the mark back.
+        if offset > state.offset {
+            state.offset = offset;
+            state.dt.clear();
+            state.dt.push_str(dt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::report::{dt_text, to_json, to_text};
+    use super::*;
+
+    fn event(id: &str, offset: i64, dt: &str) -> String {
+        format!(
+            r#"{{"meta":{{"id":"{id}","dt":"{dt}","topic":"t","partition":0,"offset":{offset}}}}}"#
+        )
+    }
+
+    #[test]
+    fn clean_sequence() {
+        let mut checker = Checker::new(Duration::from_secs(300), 1);
+        checker.line(event("a", 1, "2024-01-01T00:00:00Z").as_bytes(), "f");
+        // One missing offset (a dropped canary) is within the slack.
+        checker.line(event("b", 3, "2024-01-01T00:01:00Z").as_bytes(), "f");
+        checker.line(event("c", 4, "2024-01-01T00:00:59Z").as_bytes(), "f");
+        let summary = &checker.summary;
+        assert!(summary.is_clean(), "{summary:?}");
+        assert_eq!(summary.n_events, 3);
+        assert_eq!(dt_text(&summary.first_dt), "2024-01-01T00:00:00Z");
+        assert_eq!(dt_text(&summary.last_dt), "2024-01-01T00:01:00Z");
+    }
+
+    #[test]
+    fn duplicates_and_gaps_are_found() {
+        let mut checker = Checker::new(Duration::from_secs(300), 1);
+        checker.line(event("a", 1, "2024-01-01T00:00:00Z").as_bytes(), "f1");
+        checker.line(event("a", 1, "2024-01-01T00:00:00Z").as_bytes(), "f1");
+        checker.line(event("b", 10, "2024-01-01T01:00:00Z").as_bytes(), "f2");
+        checker.line(b"not json", "f2");
+        let summary = &checker.summary;
+        assert_eq!(summary.n_duplicates, 1);
+        assert_eq!(summary.duplicates[0].id, "a");
+        assert_eq!(summary.n_offset_gaps, 1);
+        assert_eq!(summary.n_missing_offsets, 8);
+        assert_eq!(summary.n_time_gaps, 1);
+        assert_eq!(summary.time_gaps[0].seconds, 3600);
+        assert_eq!(summary.time_gaps[0].file, "f2");
+        assert_eq!(summary.n_bad_lines, 1);
+        let text = to_text(Path::new("d"), summary);
+        assert!(text.contains("1 duplicate meta.ids"), "{text}");
+        assert!(text.contains("t[0] 1..10 (8 missing)"), "{text}");
+        assert_eq!(to_json(Path::new("d"), summary)["time_gaps"]["count"], 1);
+    }
+}

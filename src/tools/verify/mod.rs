@@ -1,0 +1,170 @@
+//! `verify`: checks an archive directory and reports what it holds and what is wrong with it.
+//!
+//! `checker` is the pure core and `report` renders its summary; this file is the I/O shell:
+//! listing, reading through `archive::reader`, progress on a terminal, and printing the report.
+//! It never writes into the archive.
+
+mod checker;
+mod report;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use self::checker::{
+    Checker, DUPLICATE_WINDOW, DamagedFile, Duplicate, OffsetGap, Summary, TimeGap,
+};
+pub use self::report::{to_json, to_text};
+use crate::archive::reader::{self, ReadError};
+use crate::archive::{self, FileRole};
+use crate::tools::{Error, quiet_on_closed_pipe};
+
+/// The progress line is redrawn at most this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What `verify` checks, and how.
+#[derive(Debug)]
+pub struct Config {
+    pub dir: std::path::PathBuf,
+    /// Time gaps longer than this are problems.
+    pub gap: Duration,
+    /// Offset jumps that skip at most this many offsets are not gaps (dropped canaries).
+    pub offset_slack: u64,
+    pub json: bool,
+}
+
+/// A self-updating progress line on stderr, only when stderr is a terminal.
+struct Progress {
+    enabled: bool,
+    started: Instant,
+    last_drawn: Instant,
+    /// Decoded bytes read so far, for the speed shown.
+    n_bytes: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            enabled: io::stderr().is_terminal(),
+            started: Instant::now(),
+            last_drawn: Instant::now(),
+            n_bytes: 0,
+        }
+    }
+
+    fn draw(&mut self, file_idx: usize, n_files: usize, summary: &Summary, force: bool) {
+        if !self.enabled || (!force && self.last_drawn.elapsed() < PROGRESS_INTERVAL) {
+            return;
+        }
+        self.last_drawn = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let _ = write!(
+            io::stderr(),
+            "\r\x1b[Kverify: file {}/{n_files}, {} events, {:.0} MB/s",
+            file_idx + 1,
+            summary.n_events,
+            self.n_bytes as f64 / secs / 1e6
+        );
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            let _ = write!(io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+/// Checks the directory, prints the report; returns false when a file is damaged or events
+/// are duplicated.
+pub fn run(args: &Config) -> Result<bool, Error> {
+    let listing = archive::list_archive(&args.dir).map_err(Error::from_archive)?;
+    if listing.events.is_empty() {
+        return Err(Error::new(
+            format!("verifying {}", args.dir.display()),
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no archive files in this directory",
+            ),
+        ));
+    }
+    let mut checker = Checker::new(args.gap, args.offset_slack);
+    let mut progress = Progress::new();
+    let n_files = listing.events.len();
+    for (file_idx, (path, role)) in listing.events.iter().enumerate() {
+        let name = file_name(path);
+        let report = {
+            let checker = &mut checker;
+            let progress = &mut progress;
+            let mut n_since_draw = 0u32;
+            reader::read_lines(path, &mut |line| {
+                checker.line(line, &name);
+                progress.n_bytes += line.len() as u64 + 1;
+                n_since_draw += 1;
+                if n_since_draw == 4096 {
+                    n_since_draw = 0;
+                    progress.draw(file_idx, n_files, &checker.summary, false);
+                }
+                Ok(())
+            })
+        };
+        let report = match report {
+            Ok(report) => report,
+            Err(ReadError::File(e)) => {
+                // Unreadable (e.g. permissions): damage too, and the check goes on.
+                let damaged = DamagedFile::unreadable(name, &e);
+                checker.summary.damaged.push(damaged);
+                continue;
+            }
+            Err(ReadError::Sink(_)) => unreachable!("the sink above never fails"),
+        };
+        let summary = &mut checker.summary;
+        summary.n_files += 1;
+        summary.compressed_bytes += report.file_bytes;
+        summary.text_bytes += report.text_bytes;
+        if let Some(damage) = report.damage {
+            let lost_bytes = report.file_bytes - damage.offset;
+            let open = matches!(role, FileRole::Events { open: true, .. });
+            if !damage.is_damage(open) {
+                summary.unfinished_bytes += lost_bytes;
+            } else {
+                summary.damaged.push(DamagedFile {
+                    file: name,
+                    offset: damage.offset,
+                    lost_bytes,
+                    truncated: damage.truncated,
+                    message: damage.message,
+                });
+            }
+        }
+        progress.draw(file_idx, n_files, &checker.summary, true);
+    }
+    for path in &listing.rejects {
+        let result = reader::read_lines(path, &mut |_| Ok(()));
+        match result {
+            Ok(report) => checker.summary.n_rejects += report.n_lines,
+            Err(e) => {
+                let damaged = DamagedFile::unreadable(file_name(path), &e);
+                checker.summary.damaged.push(damaged);
+            }
+        }
+    }
+    progress.clear();
+    let summary = &checker.summary;
+    let text = match args.json {
+        true => format!("{:#}\n", to_json(&args.dir, summary)),
+        false => to_text(&args.dir, summary),
+    };
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .or_else(quiet_on_closed_pipe)?;
+    Ok(summary.damaged.is_empty() && summary.n_duplicates == 0)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
