@@ -31,6 +31,11 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of an error response body is shown to the user.
 const ERROR_BODY_BYTES: usize = 200;
 
+/// The longest wait a `Retry-After` header can ask for. A server under load may ask for
+/// minutes; a broken or hostile one must not park archiving for hours. Longer requests are cut
+/// to this, with a log line.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// What can go wrong while opening or reading the stream.
 #[derive(Debug)]
 pub enum Error {
@@ -45,6 +50,10 @@ pub enum Error {
     },
     /// A 200 response that is not an event stream (e.g. a captive portal page).
     NotEventStream { url: String, content_type: String },
+    /// A 200 response compressed although we did not ask for it (`Content-Encoding`).
+    UnexpectedEncoding { url: String, encoding: String },
+    /// The request was abandoned because the process is shutting down.
+    ShuttingDown,
     /// `--ca-file` could not be used.
     CaFile { path: PathBuf, message: String },
 }
@@ -53,9 +62,13 @@ impl Error {
     /// True when trying again later may succeed without the user changing anything.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) => true,
+            // A redirect loop is a configuration problem until proven otherwise.
+            Error::Transport(ureq::Error::TooManyRedirects) => false,
+            Error::Transport(_) | Error::ShuttingDown => true,
             Error::Status { code, .. } => *code == 429 || *code == 408 || *code >= 500,
-            Error::NotEventStream { .. } | Error::CaFile { .. } => false,
+            Error::NotEventStream { .. }
+            | Error::UnexpectedEncoding { .. }
+            | Error::CaFile { .. } => false,
         }
     }
 
@@ -71,6 +84,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Transport(ureq::Error::TooManyRedirects) => {
+                write!(f, "too many redirects (a redirect loop?)")
+            }
             Error::Transport(e) => write!(f, "{e}"),
             Error::Status {
                 code, url, body, ..
@@ -87,6 +103,12 @@ impl fmt::Display for Error {
                     "{url} answered 200 with Content-Type '{content_type}', not text/event-stream"
                 )
             }
+            Error::UnexpectedEncoding { url, encoding } => write!(
+                f,
+                "{url} answered with Content-Encoding '{encoding}', which was not asked for: \
+                 the body cannot be read as an event stream"
+            ),
+            Error::ShuttingDown => write!(f, "shutting down"),
             Error::CaFile { path, message } => {
                 write!(f, "reading CA file {}: {message}", path.display())
             }
@@ -112,11 +134,14 @@ pub struct Client {
     url: String,
     /// Set while a response body is being read: only then is each read cut to `POLL_INTERVAL`.
     streaming: Arc<AtomicBool>,
+    /// Set on SIGTERM/SIGINT: a request waiting for its response headers gives up.
+    shutdown: Arc<AtomicBool>,
 }
 
 impl Client {
-    /// An agent for `cfg.url` sending `cfg.user_agent`, trusting `cfg.ca_file` if given.
-    pub fn new(cfg: &Config) -> Result<Client, Error> {
+    /// An agent for `cfg.url` sending `cfg.user_agent`, trusting `cfg.ca_file` if given. A
+    /// request waiting for its response gives up within `POLL_INTERVAL` of `shutdown` being set.
+    pub fn new(cfg: &Config, shutdown: Arc<AtomicBool>) -> Result<Client, Error> {
         let (url, user_agent, ca_file) = (&cfg.url, &cfg.user_agent, cfg.ca_file.as_deref());
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -162,6 +187,7 @@ impl Client {
         let connector = PollingConnector {
             inner: DefaultConnector::new(),
             streaming: Arc::clone(&streaming),
+            shutdown: Arc::clone(&shutdown),
         };
         let agent = ureq::Agent::with_parts(
             config.build(),
@@ -172,6 +198,7 @@ impl Client {
             agent,
             url: url.clone(),
             streaming,
+            shutdown,
         })
     }
 
@@ -193,7 +220,11 @@ impl Client {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
-        let response = request.call().map_err(Error::Transport)?;
+        let response = match request.call() {
+            Ok(response) => response,
+            Err(_) if self.shutdown.load(Ordering::Relaxed) => return Err(Error::ShuttingDown),
+            Err(e) => return Err(Error::Transport(e)),
+        };
         let code = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -202,10 +233,10 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let retry_after = header("retry-after")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after =
+            header("retry-after").and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
         let content_type = header("content-type").unwrap_or_default();
+        let encoding = header("content-encoding").unwrap_or_default();
         let mut body = response.into_body();
         if code != 200 {
             self.streaming.store(true, Ordering::Relaxed);
@@ -224,11 +255,37 @@ impl Client {
         {
             return Err(Error::NotEventStream { url, content_type });
         }
+        if !matches!(
+            encoding.trim().to_ascii_lowercase().as_str(),
+            "" | "identity"
+        ) {
+            return Err(Error::UnexpectedEncoding { url, encoding });
+        }
         self.streaming.store(true, Ordering::Relaxed);
         Ok(Stream {
             reader: body.into_reader(),
         })
     }
+}
+
+/// A `Retry-After` value as a wait from `now`: delay seconds or an HTTP-date (IMF-fixdate,
+/// `Sun, 06 Nov 1994 08:49:37 GMT`). A date in the past means no wait; anything else that
+/// cannot be read is ignored. The caller caps the result (`MAX_RETRY_AFTER`).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than u64 holds is still "a very long time".
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let date = time::PrimitiveDateTime::parse(value, format)
+        .ok()?
+        .assume_utc();
+    let now = time::OffsetDateTime::from(now);
+    let wait = date - now;
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
 /// `url` with `since=` added when asked for.
@@ -298,6 +355,7 @@ fn is_poll_timeout(e: &io::Error) -> bool {
 struct PollingConnector {
     inner: DefaultConnector,
     streaming: Arc<AtomicBool>,
+    shutdown: Arc<AtomicBool>,
 }
 
 impl Connector<()> for PollingConnector {
@@ -312,6 +370,7 @@ impl Connector<()> for PollingConnector {
         Ok(transport.map(|inner| PollingTransport {
             inner,
             streaming: Arc::clone(&self.streaming),
+            shutdown: Arc::clone(&self.shutdown),
         }))
     }
 }
@@ -320,6 +379,7 @@ impl Connector<()> for PollingConnector {
 struct PollingTransport {
     inner: Box<dyn Transport>,
     streaming: Arc<AtomicBool>,
+    shutdown: Arc<AtomicBool>,
 }
 
 impl Transport for PollingTransport {
@@ -334,8 +394,38 @@ impl Transport for PollingTransport {
     fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
         if self.streaming.load(Ordering::Relaxed) {
             timeout.per_read = Some(POLL_INTERVAL.into());
+            return self.inner.await_input(timeout);
         }
-        self.inner.await_input(timeout)
+        // Waiting for the response head: wait in `POLL_INTERVAL` slices within the same total
+        // budget, so that a shutdown is seen while a server withholds or trickles its headers.
+        let started = std::time::Instant::now();
+        let budget = (!timeout.after.is_not_happening()).then(|| *timeout.after);
+        let own_per_read = timeout.per_read.map(|d| *d);
+        loop {
+            let mut slice = timeout;
+            if let Some(budget) = budget {
+                let left = budget.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                slice.after = left.into();
+            }
+            let cap = own_per_read.map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
+            slice.per_read = Some(cap.into());
+            match self.inner.await_input(slice) {
+                Err(ureq::Error::Timeout(ureq::Timeout::PerRead))
+                    if own_per_read.is_none_or(|d| d > POLL_INTERVAL) =>
+                {
+                    if self.shutdown.load(Ordering::Relaxed) {
+                        return Err(ureq::Error::Io(io::Error::new(
+                            io::ErrorKind::Interrupted,
+                            "shutting down",
+                        )));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     fn is_open(&mut self) -> bool {
@@ -479,6 +569,35 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // 06 Nov 1994 08:49:37
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("9223372036854775807", now),
+            Some(Duration::from_secs(9_223_372_036_854_775_807))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
     fn retryable_statuses() {
         let status = |code| Error::Status {
             code,
@@ -490,5 +609,12 @@ mod tests {
         assert!(status(503).is_retryable());
         assert!(!status(400).is_retryable());
         assert!(!status(403).is_retryable());
+        assert!(!Error::Transport(ureq::Error::TooManyRedirects).is_retryable());
+        let encoding = Error::UnexpectedEncoding {
+            url: "u".into(),
+            encoding: "gzip".into(),
+        };
+        assert!(!encoding.is_retryable());
+        assert!(encoding.to_string().contains("gzip"));
     }
 }

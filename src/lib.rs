@@ -12,6 +12,7 @@ pub mod console;
 pub mod event;
 pub mod filter;
 pub mod health;
+pub mod httpd;
 pub mod labels;
 pub mod run;
 pub mod sse;
@@ -92,7 +93,7 @@ mod import_rules {
     #[test]
     fn observers_stay_out_of_archive_run_cli_and_config() {
         let allowed = [
-            "sse", "event", "filter", "times", "labels", "stats", "client",
+            "sse", "event", "filter", "times", "labels", "stats", "client", "httpd",
         ];
         for module in ["health", "stats", "console"] {
             check(module, &allowed);
@@ -104,7 +105,7 @@ mod import_rules {
         let core = ["sse", "event", "filter", "times", "labels", "stats"];
         check("archive", &core);
         let mut tools = core.to_vec();
-        tools.extend(["archive", "console", "tools", "config"]);
+        tools.extend(["archive", "console", "tools", "config", "httpd"]);
         check("tools", &tools);
         for module in [
             "archive", "tools", "run", "client", "health", "stats", "console",

@@ -55,6 +55,14 @@ impl<R: Label> Labelled<R> {
         self.counts[label.index()].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes `n` back from the counter of `label`.
+    pub fn sub(&self, label: R, n: u64) {
+        let _ =
+            self.counts[label.index()].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(n))
+            });
+    }
+
     /// (label, count) pairs, in the label set's order.
     pub fn snapshot(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         R::ALL
@@ -84,6 +92,20 @@ pub struct PerStream {
 impl PerStream {
     /// Adds one to the counter of `stream`.
     pub fn add(&self, stream: &str) {
+        self.slot(stream).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes `n` back from the counter of `stream` (events rolled back after a write failure).
+    pub fn sub(&self, stream: &str, n: u64) {
+        let _ = self
+            .slot(stream)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(n))
+            });
+    }
+
+    /// The counter of `stream`, claiming a free slot for a new name.
+    fn slot(&self, stream: &str) -> &AtomicU64 {
         for (name, count) in self.names.iter().zip(&self.counts) {
             // Only the main loop sets names, so a slot is never raced for.
             match name.get() {
@@ -93,10 +115,9 @@ impl PerStream {
                     let _ = name.set(stream.to_string());
                 }
             }
-            count.fetch_add(1, Ordering::Relaxed);
-            return;
+            return count;
         }
-        self.other.fetch_add(1, Ordering::Relaxed);
+        &self.other
     }
 
     /// (stream, count) pairs, `other` last when used.
@@ -213,6 +234,42 @@ impl WikiCounts {
     }
 }
 
+/// What was counted since the last checkpoint: lost again if writing fails before the next.
+/// Owned by the main loop.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unwritten {
+    pub n_events: u64,
+    /// Per `meta.stream`; a run sees one or a few streams.
+    pub by_stream: Vec<(String, u64)>,
+    pub by_type: [u64; N_TYPES],
+    pub rejects: [u64; 4],
+}
+
+impl Unwritten {
+    /// One archived event.
+    pub fn event(&mut self, stream: &str, kind: EventType) {
+        self.n_events += 1;
+        self.by_type[kind.index()] += 1;
+        match self.by_stream.iter_mut().find(|(s, _)| s == stream) {
+            Some((_, n)) => *n += 1,
+            None => self.by_stream.push((stream.to_string(), 1)),
+        }
+    }
+
+    /// One reject.
+    pub fn reject(&mut self, reason: RejectReason) {
+        self.rejects[reason.index()] += 1;
+    }
+
+    /// Everything so far is durable.
+    pub fn clear(&mut self) {
+        self.n_events = 0;
+        self.by_stream.clear();
+        self.by_type = [0; N_TYPES];
+        self.rejects = [0; 4];
+    }
+}
+
 /// Running totals and current state since the process started.
 #[derive(Debug)]
 pub struct Stats {
@@ -295,11 +352,30 @@ impl Stats {
     }
 
     /// Counts one archived event: by stream, by type, in the rate history.
-    pub fn count_archived(&self, stream: Option<&str>, kind: EventType, now_ms: i64) {
+    pub fn count_archived(&self, stream: &str, kind: EventType, now_ms: i64) {
         Stats::add(&self.events_archived, 1);
-        self.archived_by_stream.add(stream.unwrap_or("unknown"));
+        self.archived_by_stream.add(stream);
         self.archived_by_type.add(kind);
         self.rates.add(now_ms, kind);
+    }
+
+    /// Takes back what `unwritten` counted: events and rejects that a write failure rolled
+    /// back, so that the counters again match what is on disk.
+    pub fn uncount(&self, unwritten: &Unwritten) {
+        let _ = self
+            .events_archived
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(unwritten.n_events))
+            });
+        for (stream, n) in &unwritten.by_stream {
+            self.archived_by_stream.sub(stream, *n);
+        }
+        for (kind, n) in EventType::ALL.iter().zip(unwritten.by_type) {
+            self.archived_by_type.sub(*kind, n);
+        }
+        for (reason, n) in RejectReason::ALL.iter().zip(unwritten.rejects) {
+            self.rejects.sub(*reason, n);
+        }
     }
 
     /// Replaces the `/status` text fields unless a reader holds them right now (then the next
@@ -540,10 +616,30 @@ mod tests {
     }
 
     #[test]
+    fn unwritten_events_are_taken_back() {
+        let stats = Stats::default();
+        let mut unwritten = Unwritten::default();
+        for kind in [EventType::Edit, EventType::Edit, EventType::Log] {
+            stats.count_archived("rc", kind, 0);
+            unwritten.event("rc", kind);
+        }
+        stats.rejects.add(RejectReason::Oversize);
+        unwritten.reject(RejectReason::Oversize);
+        unwritten.clear();
+        stats.count_archived("rc", EventType::New, 0);
+        unwritten.event("rc", EventType::New);
+        stats.uncount(&unwritten);
+        assert_eq!(Stats::get(&stats.events_archived), 3);
+        assert_eq!(stats.archived_by_stream.snapshot(), [("rc".to_string(), 3)]);
+        assert_eq!(stats.archived_by_type.total(), 3);
+        assert_eq!(stats.rejects.total(), 1);
+    }
+
+    #[test]
     fn summary_totals_every_counter_in_order() {
         let stats = Stats::default();
-        stats.count_archived(Some("rc"), EventType::Edit, 0);
-        stats.count_archived(None, EventType::Log, 0);
+        stats.count_archived("rc", EventType::Edit, 0);
+        stats.count_archived("unknown", EventType::Log, 0);
         stats.rejects.add(RejectReason::Oversize);
         stats.reconnects.add(ReconnectReason::Stalled);
         stats.rotations.add(RotationReason::Signal);

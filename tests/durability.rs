@@ -499,6 +499,15 @@ fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member
     assert!(!lines.is_empty());
     util::assert_same_events(&lines, &events[..lines.len()]);
     assert_all_gzip_valid(&output_dir);
+    // The unreadable bytes are kept aside, not deleted.
+    let damaged = util::file_names(&output_dir.join("_damaged"));
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let kept = fs::read(output_dir.join("_damaged").join(&damaged[0])).expect("damaged bytes");
+    assert!(
+        kept.ends_with(&bytes[bytes.len() - 12..]),
+        "{} bytes kept",
+        kept.len()
+    );
 }
 
 #[test]

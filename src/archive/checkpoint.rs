@@ -5,8 +5,8 @@
 //! they call `write`. It does not decide when to checkpoint; `archive/mod.rs` does.
 
 use std::fmt;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -116,14 +116,38 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE_NAME)
 }
 
+/// The largest checkpoint read. A real one is about 40 KB (1,024 recent ids and two files); a
+/// larger file is damage or tampering, and is refused before it is read into memory.
+pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
+
 /// Reads the checkpoint in `dir`; `Ok(None)` if there is none.
 pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
     let path = path(dir);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("reading checkpoint", &path, e)),
+    let file = match Error::open(
+        fs::OpenOptions::new().read(true),
+        "reading checkpoint",
+        &path,
+    ) {
+        Ok(file) => file,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
+    let mut bytes = Vec::new();
+    file.take(MAX_CHECKPOINT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("reading checkpoint", &path, e))?;
+    if bytes.len() as u64 > MAX_CHECKPOINT_BYTES {
+        return Err(Error::Checkpoint {
+            path,
+            message: format!("it is larger than {MAX_CHECKPOINT_BYTES} bytes"),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Error::Checkpoint {
+        path: path.clone(),
+        message: "it is not UTF-8 text".into(),
+    })?;
     decode(&text).map(Some).map_err(|e| Error::Checkpoint {
         path,
         message: e.to_string(),
@@ -138,7 +162,14 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
 pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), Error> {
     let final_path = path(dir);
     let tmp_path = dir.join(format!("{FILE_NAME}.tmp"));
-    let mut file = File::create(&tmp_path).map_err(|e| Error::io("creating", &tmp_path, e))?;
+    let mut file = Error::open(
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true),
+        "creating",
+        &tmp_path,
+    )?;
     file.write_all(encode(checkpoint).as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io("writing", &tmp_path, e))?;

@@ -23,13 +23,15 @@ impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
         fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        let mut file = Error::open(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            "opening lock file",
+            &path,
+        )?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {

@@ -37,6 +37,7 @@ pub use self::listing::{Listing, list_archive};
 pub use self::lock::{DirLock, LOCK_FILE};
 pub use self::naming::{FileRole, Naming, classify};
 pub use self::reader::{IntactPrefix, intact_prefix};
+pub use self::recover::{DAMAGED_DIR, Rewind};
 use self::writer::Segment;
 use crate::event::RecentIds;
 
@@ -53,6 +54,8 @@ pub enum Error {
     Checkpoint { path: PathBuf, message: String },
     /// Another process holds the directory lock.
     Locked { dir: PathBuf, pid: String },
+    /// A file the archiver writes or reads in its directory is a symbolic link.
+    Symlink { path: PathBuf },
 }
 
 impl Error {
@@ -62,6 +65,25 @@ impl Error {
             path: path.to_path_buf(),
             source,
         }
+    }
+
+    /// Opens `path` in the archive directory with `options`, never through a symbolic link
+    /// (`O_NOFOLLOW`): a planted link would make us overwrite or read a file elsewhere.
+    pub(crate) fn open(
+        options: &mut fs::OpenOptions,
+        action: &'static str,
+        path: &Path,
+    ) -> Result<fs::File, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        options
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => Error::Symlink {
+                    path: path.to_path_buf(),
+                },
+                _ => Error::io(action, path, e),
+            })
     }
 
     /// True for failures that may go away by themselves (a full disk being cleaned up).
@@ -84,6 +106,12 @@ impl fmt::Display for Error {
                  (events since it will not be fetched again, and open .part files will be completed as they are)",
                 path.display()
             ),
+            Error::Symlink { path } => write!(
+                f,
+                "{} is a symbolic link; the archiver does not follow links in its directory: \
+                 remove it or move the archive",
+                path.display()
+            ),
             Error::Locked { dir, pid } => {
                 write!(
                     f,
@@ -99,7 +127,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Checkpoint { .. } | Error::Locked { .. } => None,
+            Error::Checkpoint { .. } | Error::Locked { .. } | Error::Symlink { .. } => None,
         }
     }
 }
@@ -132,6 +160,10 @@ pub struct Resume {
     pub last_event_id: String,
     pub last_dt: String,
     pub recent_ids: Vec<u128>,
+    /// Set when there is no id to resume after (the open file came up shorter than the
+    /// checkpoint said, or the server sends no ids): the first connection asks for `since=`
+    /// this time (Unix ms) instead.
+    pub since_ms: Option<i64>,
 }
 
 /// A file being written, with what rotation needs to know about it.
@@ -168,6 +200,8 @@ pub struct Archive {
     on_ready: OnReady,
     /// Checkpoints written since `take_checkpoint_count` last asked.
     n_checkpoints: u64,
+    /// Checkpoints written since the archive was opened.
+    n_checkpoints_total: u64,
 }
 
 impl Archive {
@@ -186,6 +220,7 @@ impl Archive {
             next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
             n_checkpoints: 0,
+            n_checkpoints_total: 0,
         };
         let listed: HashSet<String> = saved
             .iter()
@@ -194,9 +229,14 @@ impl Archive {
         archive.recover_orphans(&listed)?;
         let mut resume = Resume::default();
         if let Some(saved) = saved {
+            let mut rewind = None;
             for file in &saved.files {
-                archive.reopen(file)?;
+                rewind = archive.reopen(file)?.or(rewind);
             }
+            let since_ms = match saved.last_event_id.is_empty() {
+                true => crate::times::parse_rfc3339_ms(&saved.last_dt),
+                false => None,
+            };
             resume = Resume {
                 last_event_id: saved.last_event_id,
                 last_dt: saved.last_dt,
@@ -205,7 +245,34 @@ impl Archive {
                     .iter()
                     .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
                     .collect(),
+                // Without an id (a server that sends none, or a rewind below), the position is
+                // the last archived time.
+                since_ms,
             };
+            if let Some(rewind) = rewind {
+                log::warn!(
+                    "events after meta.dt {} were lost on disk; fetching them again from the \
+                     stream (since={})",
+                    rewind.last_dt,
+                    rewind.since_ms
+                );
+                resume = Resume {
+                    last_event_id: String::new(),
+                    last_dt: rewind.last_dt,
+                    recent_ids: rewind.recent_ids,
+                    since_ms: Some(rewind.since_ms),
+                };
+                // Record the repaired lengths and the rewound position at once: the old
+                // checkpoint names bytes that no longer exist.
+                let recent =
+                    RecentIds::with_keys(resume.recent_ids.len().max(1), &resume.recent_ids);
+                let cursor = Cursor {
+                    last_event_id: "",
+                    last_dt: &resume.last_dt,
+                    recent_ids: &recent,
+                };
+                archive.write_checkpoint(cursor, None)?;
+            }
         }
         Ok((archive, resume))
     }
@@ -322,7 +389,14 @@ impl Archive {
         };
         checkpoint::write(&self.cfg.dir, &saved)?;
         self.n_checkpoints += 1;
+        self.n_checkpoints_total += 1;
         Ok(())
+    }
+
+    /// How many checkpoints were written since the archive was opened: everything written
+    /// before the latest one is durable.
+    pub fn checkpoints_total(&self) -> u64 {
+        self.n_checkpoints_total
     }
 
     /// How many checkpoints were written since the last call.
@@ -445,7 +519,15 @@ const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
 /// Fails early, with the path, when `dir` cannot take new files.
 fn check_writable(dir: &Path) -> Result<(), Error> {
     let probe = dir.join(format!(".wikistream-archiver-probe-{}", std::process::id()));
-    fs::write(&probe, b"").map_err(|e| Error::io("writing in directory", dir, e))?;
+    // `create_new` also refuses a link planted at the probe's name.
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    drop(
+        Error::open(&mut options, "writing in directory", &probe).map_err(|e| match e {
+            Error::Io { source, .. } => Error::io("writing in directory", dir, source),
+            other => other,
+        })?,
+    );
     fs::remove_file(&probe).map_err(|e| Error::io("removing", &probe, e))
 }
 

@@ -86,6 +86,15 @@ pub fn read_lines(
     on_line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<Report, ReadError> {
     let file = File::open(path).map_err(|e| ReadError::File(Error::io("opening", path, e)))?;
+    read_lines_of(file, path, on_line)
+}
+
+/// `read_lines` over an open file (recovery opens it without following links).
+fn read_lines_of(
+    file: File,
+    path: &Path,
+    on_line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<Report, ReadError> {
     let file_bytes = file
         .metadata()
         .map_err(|e| ReadError::File(Error::io("reading metadata of", path, e)))?
@@ -194,6 +203,43 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+/// The most decoded text `salvage` looks at: the torn member of a file written with
+/// checkpoints holds a few seconds of events; without checkpoints it may be huge, and what lies
+/// beyond this is kept in the damaged bytes instead.
+const MAX_SALVAGE_BYTES: usize = 64 << 20;
+
+/// The whole lines that still decode from the damaged part of the gzip file at `path`, which
+/// starts at `offset` (the end of its intact prefix): the text of the torn member up to where it
+/// breaks, cut to lines that end in a newline and are each one JSON object. These lines passed
+/// no CRC check; the JSON check keeps any garbage out.
+pub fn salvage(path: &Path, offset: u64) -> Result<Vec<Vec<u8>>, Error> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = Error::open(std::fs::OpenOptions::new().read(true), "opening", path)?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("reading", path, e))?;
+    let mut decoder =
+        flate2::read::GzDecoder::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    while text.len() < MAX_SALVAGE_BYTES {
+        match decoder.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let whole = text
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |idx| idx + 1);
+    Ok(text[..whole]
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            std::str::from_utf8(line).is_ok_and(|text| crate::event::inspect(text).is_ok())
+        })
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
 /// What a scan of a gzip file found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntactPrefix {
@@ -205,9 +251,14 @@ pub struct IntactPrefix {
     pub file_length: u64,
 }
 
-/// Walks the members of the gzip file at `path` and says where the intact prefix ends.
-pub fn intact_prefix(path: &Path) -> Result<IntactPrefix, Error> {
-    let report = match read_lines(path, &mut |_| Ok(())) {
+/// Walks the members of the gzip file at `path` and says where the intact prefix ends; each
+/// intact line goes to `on_line`. The file is opened without following a link.
+pub fn scan_intact(path: &Path, on_line: &mut dyn FnMut(&[u8])) -> Result<IntactPrefix, Error> {
+    let file = Error::open(std::fs::OpenOptions::new().read(true), "opening", path)?;
+    let report = match read_lines_of(file, path, &mut |line| {
+        on_line(line);
+        Ok(())
+    }) {
         Ok(report) => report,
         Err(ReadError::File(e)) => return Err(e),
         Err(ReadError::Sink(_)) => unreachable!("the sink above never fails"),
@@ -217,6 +268,11 @@ pub fn intact_prefix(path: &Path) -> Result<IntactPrefix, Error> {
         n_lines: report.n_lines,
         file_length: report.file_bytes,
     })
+}
+
+/// Walks the members of the gzip file at `path` and says where the intact prefix ends.
+pub fn intact_prefix(path: &Path) -> Result<IntactPrefix, Error> {
+    scan_intact(path, &mut |_| {})
 }
 
 #[cfg(test)]

@@ -1,26 +1,80 @@
-//! Crash recovery at start: `.part` files that no checkpoint lists are completed up to their
-//! last intact gzip member, and files the checkpoint lists are reopened at their durable length.
+//! Crash recovery at start: `.part` files that no checkpoint lists are completed, and files the
+//! checkpoint lists are reopened at their durable length.
 //!
-//! It runs before anything is written; the checkpoint format is `checkpoint.rs`'s, the member
-//! scan `reader.rs`'s.
+//! Nothing readable is thrown away. A torn or damaged gzip tail is cut off, the whole lines that
+//! still decompress from it are written back as a fresh member, and the bytes that could not be
+//! read are moved to `DIR/_damaged/` (Spark and Hadoop skip names that start with `_`). When a
+//! checkpointed file ends before the checkpoint says, the events after the last one that
+//! survived are fetched again: `Rewind` says from where. The checkpoint format is
+//! `checkpoint.rs`'s, the member scan `reader.rs`'s.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
 use super::checkpoint::{FileKind, OpenFile};
 use super::listing::list_dir;
 use super::naming::parse_rejects;
-use super::reader::intact_prefix;
+use super::reader::{IntactPrefix, salvage, scan_intact};
 use super::writer::{Segment, sync_dir};
 use super::{Archive, Error, OpenSegment};
+use crate::event;
+
+/// Where unreadable bytes go, inside the archive directory.
+pub const DAMAGED_DIR: &str = "_damaged";
+/// How many `meta.id`s of the last surviving events a rewound resume remembers: the events a
+/// timestamp seek sends again are those since the seek point, seconds of the stream.
+const REWIND_IDS: usize = 8192;
+/// With nothing of a file left, its events are fetched again from this long before the file
+/// was opened: `meta.dt` runs a few seconds behind the wall clock that named the file.
+const REWIND_MARGIN_SECS: i64 = 60;
+
+/// The position to fetch lost events again from, after a checkpointed file came up short.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewind {
+    /// `since=` for the first connection, in Unix milliseconds.
+    pub since_ms: i64,
+    /// `meta.dt` of the last event that survived (the seek time if none did).
+    pub last_dt: String,
+    /// `meta.id` keys of the last events that survived, oldest first.
+    pub recent_ids: Vec<u128>,
+}
+
+/// The last surviving events of a file: their id keys and the last `meta.dt`.
+#[derive(Default)]
+struct Survivors {
+    ids: VecDeque<u128>,
+    last_dt: String,
+}
+
+impl Survivors {
+    fn note(&mut self, line: &[u8]) {
+        let Some(meta) = std::str::from_utf8(line)
+            .ok()
+            .and_then(|t| event::inspect(t).ok())
+        else {
+            return;
+        };
+        if let Some(id) = meta.id.as_deref() {
+            if self.ids.len() == REWIND_IDS {
+                self.ids.pop_front();
+            }
+            self.ids.push_back(event::id_key(id));
+        }
+        if let Some(dt) = meta.dt.as_deref() {
+            self.last_dt.clear();
+            self.last_dt.push_str(dt);
+        }
+    }
+}
 
 impl Archive {
     /// Completes `.part` files that no checkpoint knows (e.g. the checkpoint was lost, or a crash
-    /// came between a rotation's checkpoint and its rename): cut to the last intact gzip member,
-    /// then given their final name. Only an empty file is removed.
+    /// came between a rotation's checkpoint and its rename): repaired as far as they read, then
+    /// given their final name. Only an empty file is removed.
     pub(super) fn recover_orphans(&mut self, listed: &HashSet<String>) -> Result<(), Error> {
         let dir = self.cfg.dir.clone();
         let mut orphans = Vec::new();
@@ -43,51 +97,131 @@ impl Archive {
         orphans.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, final_name, kind) in orphans {
             let path = dir.join(&name);
-            let prefix = intact_prefix(&path)?;
-            if prefix.length == 0 {
-                log::warn!(
-                    "{} holds no complete gzip member ({} bytes); removing it",
-                    path.display(),
-                    prefix.file_length
-                );
+            let final_path = dir.join(&final_name);
+            let prefix = scan_intact(&path, &mut |_| {})?;
+            if prefix.file_length == 0 {
+                log::warn!("{} is empty; removing it", path.display());
                 fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
                 continue;
             }
-            if prefix.length < prefix.file_length {
-                log::warn!(
-                    "{} has a torn tail: keeping {} of {} bytes ({} lines)",
-                    path.display(),
-                    prefix.length,
-                    prefix.file_length,
-                    prefix.n_lines
-                );
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| Error::io("opening", &path, e))?;
-                file.set_len(prefix.length)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::io("truncating", &path, e))?;
+            let salvaged = self.repair_tail(&path, &prefix)?;
+            if prefix.length == 0 && salvaged.is_empty() {
+                // Every byte went to `_damaged/`: nothing is left to complete.
+                fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+                continue;
             }
-            let final_path = dir.join(&final_name);
-            fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
-            sync_dir(&final_path)?;
+            let n_lines = prefix.n_lines + salvaged.len() as u64;
+            if salvaged.is_empty() {
+                fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
+                sync_dir(&final_path)?;
+            } else {
+                let mut segment = Segment::reopen(
+                    path.clone(),
+                    final_path.clone(),
+                    self.cfg.level,
+                    prefix.length,
+                    prefix.n_lines,
+                )?;
+                for line in &salvaged {
+                    segment.write_line(line)?;
+                }
+                segment.seal()?.complete()?;
+            }
             log::warn!(
-                "completed {} left by an earlier run ({} lines)",
-                final_path.display(),
-                prefix.n_lines
+                "completed {} left by an earlier run ({n_lines} lines)",
+                final_path.display()
             );
             self.completed(final_path, kind);
         }
         Ok(())
     }
 
-    /// Reopens a file listed in the checkpoint, cut to its durable length.
-    pub(super) fn reopen(&mut self, file: &OpenFile) -> Result<(), Error> {
+    /// When the file at `path` does not read to its end: moves the unreadable bytes after the
+    /// intact prefix to `_damaged/`, cuts the file to the prefix, and returns the whole lines
+    /// that still decompress from what was cut, for the caller to write back.
+    fn repair_tail(&self, path: &Path, prefix: &IntactPrefix) -> Result<Vec<Vec<u8>>, Error> {
+        if prefix.length >= prefix.file_length {
+            return Ok(Vec::new());
+        }
+        let salvaged = salvage(path, prefix.length)?;
+        let kept = self.move_damaged(path, prefix.length)?;
+        log::warn!(
+            "{} has a torn tail (or damage): keeping {} of {} bytes ({} lines) and {} whole lines \
+             that still decompress after them; the other bytes are in {}",
+            path.display(),
+            prefix.length,
+            prefix.file_length,
+            prefix.n_lines,
+            salvaged.len(),
+            kept.display()
+        );
+        let file = Error::open(OpenOptions::new().write(true), "opening", path)?;
+        file.set_len(prefix.length)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("truncating", path, e))?;
+        Ok(salvaged)
+    }
+
+    /// Copies the bytes of `path` from `offset` on into a new file under `_damaged/`, durably,
+    /// and returns its path. The original is cut only after this returns.
+    fn move_damaged(&self, path: &Path, offset: u64) -> Result<PathBuf, Error> {
+        let dir = self.cfg.dir.join(DAMAGED_DIR);
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(Error::Symlink { path: dir }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
+                sync_dir(&dir)?;
+            }
+            Err(e) => return Err(Error::io("reading metadata of", &dir, e)),
+        }
+        let name = path
+            .file_name()
+            .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+        let mut n_try = 0;
+        let (mut out, target) = loop {
+            let suffix = if n_try == 0 {
+                String::new()
+            } else {
+                format!("-{n_try}")
+            };
+            let target = dir.join(format!("{name}.from-{offset}{suffix}"));
+            match Error::open(
+                OpenOptions::new().write(true).create_new(true),
+                "creating",
+                &target,
+            ) {
+                Ok(file) => break (file, target),
+                Err(Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::AlreadyExists && n_try < 1000 =>
+                {
+                    n_try += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut source = Error::open(OpenOptions::new().read(true), "opening", path)?;
+        source
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| io::copy(&mut (&mut source).take(u64::MAX), &mut out))
+            .and_then(|_| out.flush())
+            .and_then(|()| out.sync_all())
+            .map_err(|e| Error::io("copying damaged bytes to", &target, e))?;
+        sync_dir(&target)?;
+        Ok(target)
+    }
+
+    /// Reopens a file listed in the checkpoint, cut to its durable length. When the file ends
+    /// before that length, its readable lines are kept and the returned `Rewind` says where to
+    /// fetch the rest again.
+    pub(super) fn reopen(&mut self, file: &OpenFile) -> Result<Option<Rewind>, Error> {
         let dir = &self.cfg.dir;
         let part_path = dir.join(&file.name);
         let final_path = dir.join(&file.final_name);
-        let actual_len = match fs::metadata(&part_path) {
+        let actual_len = match fs::symlink_metadata(&part_path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::Symlink { path: part_path });
+            }
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if file.length > 0 && !final_path.exists() {
@@ -96,32 +230,66 @@ impl Archive {
                         part_path.display()
                     );
                 }
-                return Ok(());
+                return Ok(None);
             }
             Err(e) => return Err(Error::io("reading metadata of", &part_path, e)),
         };
-        let (length, n_lines) = if actual_len < file.length {
-            let prefix = intact_prefix(&part_path)?;
-            log::warn!(
-                "{} is shorter ({actual_len} bytes) than the checkpoint says ({}); keeping its {} intact bytes",
-                part_path.display(),
-                file.length,
-                prefix.length
-            );
-            (prefix.length, prefix.n_lines)
-        } else {
-            (file.length, file.n_lines)
-        };
-        if actual_len > length {
-            log::info!(
-                "{}: dropping {} bytes written after the last checkpoint",
-                part_path.display(),
-                actual_len - length
-            );
-        }
-        let segment = Segment::reopen(part_path, final_path, self.cfg.level, length, n_lines)?;
         let opened_at = OffsetDateTime::from_unix_timestamp(file.opened_at)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let (segment, rewind) = if actual_len < file.length {
+            let mut survivors = Survivors::default();
+            let prefix = scan_intact(&part_path, &mut |line| survivors.note(line))?;
+            log::warn!(
+                "{} is shorter ({actual_len} bytes) than the checkpoint says ({})",
+                part_path.display(),
+                file.length,
+            );
+            let salvaged = self.repair_tail(&part_path, &prefix)?;
+            let mut segment = Segment::reopen(
+                part_path,
+                final_path,
+                self.cfg.level,
+                prefix.length,
+                prefix.n_lines,
+            )?;
+            for line in &salvaged {
+                survivors.note(line);
+                segment.write_line(line)?;
+            }
+            segment.end_member()?;
+            let since_ms = match crate::times::parse_rfc3339_ms(&survivors.last_dt) {
+                Some(ms) => ms,
+                None => (file.opened_at - REWIND_MARGIN_SECS).saturating_mul(1000),
+            };
+            // With nothing left, the seek time itself stands in for the last `meta.dt`, so that
+            // the checkpoint below carries it (a checkpoint without an id resumes from it).
+            let last_dt = match survivors.last_dt.is_empty() {
+                true => crate::times::rfc3339_ms(since_ms),
+                false => survivors.last_dt,
+            };
+            let rewind = Rewind {
+                since_ms,
+                last_dt,
+                recent_ids: survivors.ids.into(),
+            };
+            (segment, Some(rewind))
+        } else {
+            if actual_len > file.length {
+                log::info!(
+                    "{}: dropping {} bytes written after the last checkpoint",
+                    part_path.display(),
+                    actual_len - file.length
+                );
+            }
+            let segment = Segment::reopen(
+                part_path,
+                final_path,
+                self.cfg.level,
+                file.length,
+                file.n_lines,
+            )?;
+            (segment, None)
+        };
         let open = OpenSegment {
             kind: file.kind,
             segment,
@@ -130,13 +298,15 @@ impl Archive {
             opened_at,
         };
         log::info!(
-            "continuing {} ({n_lines} lines)",
-            open.segment.part_path().display()
+            "continuing {} ({} lines)",
+            open.segment.part_path().display(),
+            open.segment.n_lines()
         );
         match file.kind {
             FileKind::Segment => self.segment = Some(open),
             FileKind::Rejects => self.rejects = Some(open),
         }
-        Ok(())
+        // Lost rejects are not fetched again on their own: their events come with the rest.
+        Ok(rewind.filter(|_| file.kind == FileKind::Segment))
     }
 }

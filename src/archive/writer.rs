@@ -62,11 +62,11 @@ pub struct Segment {
 impl Segment {
     /// Creates `part_path` (which must not exist yet); it will be renamed to `final_path`.
     pub fn create(part_path: PathBuf, final_path: PathBuf, level: u32) -> Result<Segment, Error> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part_path)
-            .map_err(|e| Error::io("creating", &part_path, e))?;
+        let file = Error::open(
+            OpenOptions::new().write(true).create_new(true),
+            "creating",
+            &part_path,
+        )?;
         Ok(Segment::with_file(part_path, final_path, level, file, 0, 0))
     }
 
@@ -79,12 +79,11 @@ impl Segment {
         length: u64,
         n_lines: u64,
     ) -> Result<Segment, Error> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part_path)
-            .map_err(|e| Error::io("reopening", &part_path, e))?;
+        let mut file = Error::open(
+            OpenOptions::new().write(true).create(true).truncate(false),
+            "reopening",
+            &part_path,
+        )?;
         file.set_len(length)
             .and_then(|()| file.seek(SeekFrom::Start(length)))
             .and_then(|_| file.sync_all())

@@ -113,16 +113,70 @@ pub fn is_stream_name(name: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// An `http://` or `https://` URL with a host.
+/// An `http://` or `https://` URL with a host and, if any, a port from 1 to 65535.
 pub fn check_url(flag: &str, url: &str) -> Result<(), Error> {
-    let rest = url
+    url_problem(url).map_or(Ok(()), |problem| {
+        Err(Error::usage(format!(
+            "invalid value for {flag}: '{url}' ({problem})"
+        )))
+    })
+}
+
+/// What is wrong with `url` as a stream URL, if anything. Pure, and fuzzed.
+pub fn url_problem(url: &str) -> Option<&'static str> {
+    let Some(rest) = url
         .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
-        _ => Err(Error::usage(format!(
-            "invalid value for {flag}: '{url}' (an http:// or https:// URL)"
-        ))),
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Some("an http:// or https:// URL");
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some("a URL has no spaces or control characters");
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return Some("user names in the URL are not supported");
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let Some((address, after)) = bracketed.split_once(']') else {
+                return Some("an IPv6 address needs its closing ']'");
+            };
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Some("not an IPv6 address between '[' and ']'");
+            }
+            match after {
+                "" => (address, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (address, Some(port)),
+                    None => return Some("only ':PORT' may follow ']'"),
+                },
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && (authority.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+    if !host_ok {
+        return Some("an http:// or https:// URL with a host name");
+    }
+    match port {
+        None => None,
+        Some(port)
+            if !port.is_empty()
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (1..=65_535).contains(&port.parse::<u32>().unwrap_or(0)) =>
+        {
+            None
+        }
+        Some(_) => Some("the port must be a number from 1 to 65535"),
     }
 }
 
@@ -173,6 +227,31 @@ mod tests {
         assert!(check_url("--url", "ftp://x").is_err());
         assert!(check_url("--url", "http:///x").is_err());
         assert!(check_url("--url", "https://h/x").is_ok());
+        for good in [
+            "http://127.0.0.1:8080/v2/stream/recentchange",
+            "https://stream.wikimedia.org/v2/stream/a,b?x=1",
+            "http://[::1]:9/x",
+            "http://[::1]",
+            "http://h:65535",
+            "http://h#frag",
+        ] {
+            assert_eq!(url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "http://127.0.0.1:99999/x",
+            "http://127.0.0.1:0/x",
+            "http://127.0.0.1:/x",
+            "http://127.0.0.1:x/x",
+            "http://[::1",
+            "http://[::1]x/",
+            "http://[nope]/",
+            "http://user@h/",
+            "http://h o/",
+            "http://:80/",
+            "http://h\n/",
+        ] {
+            assert!(url_problem(bad).is_some(), "{bad}");
+        }
         assert!(
             choice(
                 "--o",

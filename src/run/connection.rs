@@ -84,8 +84,9 @@ impl Session {
         let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF);
         let mut jitter = Jitter::from_entropy();
         let mut ever_connected = !first_session;
-        let mut since_fallback: Option<i64> = None;
-        if !self.resume_id().is_empty() && self.cfg.since_ms.is_some() {
+        let mut since_fallback = self.resume_since_ms.take();
+        if (!self.resume_id().is_empty() || since_fallback.is_some()) && self.cfg.since_ms.is_some()
+        {
             log::warn!(
                 "--since is ignored: resuming from the checkpoint in {}",
                 cfg.archive.dir.display()
@@ -139,6 +140,10 @@ impl Session {
                         self.checkpoint()?;
                     }
                 }
+                Err(client::Error::ShuttingDown) => {
+                    log::info!("shutting down on signal");
+                    return Ok(());
+                }
                 Err(e) => {
                     match reconnect::after_connect_error(&e, ever_connected, resume_id.is_some()) {
                         Next::Fail => return Err(Error::Client(e)),
@@ -160,6 +165,13 @@ impl Session {
                         Next::Retry => log::warn!("connecting to {url} failed: {e}"),
                     }
                     retry_after = e.retry_after();
+                    if let Some(asked) = retry_after.filter(|d| *d > client::MAX_RETRY_AFTER) {
+                        log::warn!(
+                            "the server asked to wait {} s (Retry-After); waiting at most {} s",
+                            asked.as_secs(),
+                            client::MAX_RETRY_AFTER.as_secs()
+                        );
+                    }
                     self.stats.reconnects.add(ReconnectReason::ConnectFailed);
                 }
             }

@@ -184,7 +184,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         true => None,
         false => Some(DirLock::acquire(&cfg.archive.dir)?),
     };
-    let client = Client::new(&cfg.client)?;
+    let client = Client::new(&cfg.client, Arc::clone(&signals.shutdown))?;
     let stats = Arc::new(Stats::default());
     stats
         .started_at_ms
@@ -219,13 +219,17 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 session.n_archived = n_archived;
                 let result = session.main_loop(&client, &cfg, &signals, !started);
                 started = true;
-                n_archived = session.n_archived;
-                match result {
+                let result = match result {
                     Ok(()) => session.close().map_err(Error::Archive),
+                    Err(e) => Err(e),
+                };
+                if result.is_err() {
                     // The archive is abandoned without finishing: the next attempt starts from
                     // the checkpoint, exactly as after a crash.
-                    Err(e) => Err(e),
+                    session.forget_unwritten();
                 }
+                n_archived = session.n_archived;
+                result
             }
         };
         let shutting_down = signals.shutdown.load(Ordering::Relaxed);

@@ -34,9 +34,11 @@ pub fn after_connect_error(e: &client::Error, ever_connected: bool, resuming_by_
     }
 }
 
-/// The wait before the next attempt: the backoff delay, or longer if the server asked.
+/// The wait before the next attempt: the backoff delay, or longer if the server asked, but
+/// never longer than `client::MAX_RETRY_AFTER`.
 pub fn delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
-    backoff.max(retry_after.unwrap_or_default())
+    let asked = retry_after.unwrap_or_default().min(client::MAX_RETRY_AFTER);
+    backoff.max(asked)
 }
 
 #[cfg(test)]
@@ -80,5 +82,6 @@ mod tests {
         assert_eq!(delay(second, None), second);
         assert_eq!(delay(second, Some(3 * second)), 3 * second);
         assert_eq!(delay(2 * second, Some(second)), 2 * second);
+        assert_eq!(delay(second, Some(Duration::MAX)), client::MAX_RETRY_AFTER);
     }
 }

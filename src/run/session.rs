@@ -21,7 +21,7 @@ use crate::console::Printer;
 use crate::event::{self, EventType, RecentIds, RejectReason};
 use crate::labels::Label;
 use crate::sse::{self, Item};
-use crate::stats::{Stats, WikiCounts};
+use crate::stats::{Stats, Unwritten, WikiCounts};
 use crate::times::{self, unix_ms};
 
 /// How many recent `meta.id`s are remembered to drop repeats. At 100 events/s this covers well
@@ -61,6 +61,8 @@ pub(super) struct Session {
     last_published: Instant,
     clock: Clock,
     position: Position,
+    /// `since=` for the first connection when the archive has no id to resume after.
+    pub(super) resume_since_ms: Option<i64>,
     pub(super) server_retry: Option<Duration>,
     pub(super) n_archived: u64,
     pub(super) n_events_this_connection: u64,
@@ -71,6 +73,10 @@ pub(super) struct Session {
     last_checkpoint: Instant,
     /// Set by `handle` when archiving must stop (a file error, `--max-events`, stdout gone).
     pub(super) failure: Option<Disconnect>,
+    /// What was counted since the last checkpoint, taken back if writing fails before the next.
+    unwritten: Unwritten,
+    /// The archive's checkpoint count when `unwritten` was last cleared.
+    seen_checkpoints: u64,
 }
 
 impl Session {
@@ -90,6 +96,7 @@ impl Session {
             (Output::Archive, Some(archive)) => Sink::Archive(archive),
             (_, None) => unreachable!("run opens an archive unless printing only"),
         };
+        let seen_checkpoints = sink.archive().map_or(0, Archive::checkpoints_total);
         Session {
             sink,
             cfg: cfg.session.clone(),
@@ -102,6 +109,7 @@ impl Session {
                 last_dt: resume.last_dt,
                 recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &resume.recent_ids),
             },
+            resume_since_ms: resume.since_ms,
             server_retry: None,
             n_archived: 0,
             n_events_this_connection: 0,
@@ -109,7 +117,33 @@ impl Session {
             dirty: false,
             last_checkpoint: Instant::now(),
             failure: None,
+            unwritten: Unwritten::default(),
+            seen_checkpoints,
         }
+    }
+
+    /// Forgets the tally of what a checkpoint has since made durable.
+    fn note_durable(&mut self) {
+        let total = self.sink.archive().map_or(0, Archive::checkpoints_total);
+        if total != self.seen_checkpoints {
+            self.seen_checkpoints = total;
+            self.unwritten.clear();
+        }
+    }
+
+    /// The session is abandoned after a write failure: what it wrote since the last checkpoint
+    /// is cut off at the next open, so the counters and `--max-events` forget it too.
+    pub(super) fn forget_unwritten(&mut self) {
+        self.note_durable();
+        self.stats.uncount(&self.unwritten);
+        self.n_archived = self.n_archived.saturating_sub(self.unwritten.n_events);
+        if self.unwritten.n_events > 0 {
+            log::info!(
+                "{} events since the last checkpoint were not kept; they will be fetched again",
+                self.unwritten.n_events
+            );
+        }
+        self.unwritten.clear();
     }
 
     /// The id to resume after, if any.
@@ -139,6 +173,7 @@ impl Session {
         }
         self.dirty = false;
         self.last_checkpoint = Instant::now();
+        self.note_durable();
         Ok(())
     }
 
@@ -150,6 +185,7 @@ impl Session {
             self.stats.rotations.add(reason);
             self.stats.note_completed(&path, unix_ms(now));
         }
+        self.note_durable();
         Ok(())
     }
 
@@ -309,6 +345,8 @@ impl Session {
         }
         if let Some((archive, cursor)) = self.archive_and_cursor() {
             archive.append(data, now, cursor)?;
+            // A checkpoint inside `append` (a new file) came before this line.
+            self.note_durable();
         }
         if self.sink.print(data) == Err(OutputClosed) {
             self.failure = Some(Disconnect::OutputClosed);
@@ -320,9 +358,12 @@ impl Session {
             self.position.recent_ids.insert_key(key);
         }
         self.n_archived += 1;
-        let stream = meta.stream.as_deref();
+        let stream = meta.stream.as_deref().unwrap_or("unknown");
         let kind = EventType::of(meta.kind.as_deref());
         self.stats.count_archived(stream, kind, unix_ms(now));
+        if self.sink.archive().is_some() {
+            self.unwritten.event(stream, kind);
+        }
         if let Some(wikis) = &mut self.wikis {
             let wiki = meta.wiki.as_deref().or(meta.domain.as_deref());
             wikis.add(wiki.unwrap_or("unknown"));
@@ -376,10 +417,12 @@ impl Session {
             event.data.len()
         );
         self.stats.rejects.add(reason);
-        match self.archive_and_cursor() {
-            Some((archive, cursor)) => archive.reject(&line, now, cursor),
-            None => Ok(()),
+        if let Some((archive, cursor)) = self.archive_and_cursor() {
+            archive.reject(&line, now, cursor)?;
+            self.note_durable();
+            self.unwritten.reject(reason);
         }
+        Ok(())
     }
 }
 

@@ -246,7 +246,7 @@ pub fn file_names(dir: &Path) -> Vec<String> {
 pub fn data_files(dir: &Path) -> Vec<String> {
     file_names(dir)
         .into_iter()
-        .filter(|n| n != ".lock" && !n.starts_with("checkpoint.json"))
+        .filter(|n| n != ".lock" && !n.starts_with("checkpoint.json") && dir.join(n).is_file())
         .collect()
 }
 

@@ -3,11 +3,13 @@
 //!
 //! Hand-made on `std::net::TcpStream` rather than tiny_http, because fault injection must close
 //! or freeze the socket at a chosen byte and tiny_http keeps keep-alive connections open on its
-//! own. The head parser is pure (`parse_request_head`).
+//! own. Finding and parsing the head is `httpd`'s, shared with the health endpoint.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
+
+use crate::httpd::{self, reason_phrase};
 
 /// Largest request head accepted; EventStreams clients send a few hundred bytes.
 const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
@@ -30,7 +32,16 @@ pub(super) fn read_request(socket: &mut TcpStream) -> io::Result<Request> {
     socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    let end = loop {
+        if let Some(end) = httpd::head_end(&head) {
+            break end;
+        }
+        if head.len() > MAX_REQUEST_HEAD_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
         let n = socket.read(&mut buf)?;
         if n == 0 {
             return Err(io::Error::new(
@@ -39,44 +50,24 @@ pub(super) fn read_request(socket: &mut TcpStream) -> io::Result<Request> {
             ));
         }
         head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST_HEAD_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-    }
-    parse_request_head(&String::from_utf8_lossy(&head))
+    };
+    parse_request_head(&String::from_utf8_lossy(&head[..end]))
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed request line"))
 }
 
-pub(super) fn parse_request_head(head: &str) -> Option<Request> {
-    let mut lines = head.split("\r\n");
-    let mut parts = lines.next()?.split(' ');
-    let method = parts.next()?.to_string();
-    let target = parts.next()?;
-    parts.next()?.strip_prefix("HTTP/1.")?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut request = Request {
-        method,
-        path: path.to_string(),
-        query: query.to_string(),
-        ..Request::default()
-    };
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("last-event-id") {
-            request.last_event_id = Some(value.trim().to_string());
-        } else if name.eq_ignore_ascii_case("accept") {
-            // EventSource sends `text/event-stream`; only an explicit JSON preference switches.
-            request.wants_json =
-                value.contains("application/json") && !value.contains("text/event-stream");
-        }
-    }
-    Some(request)
+/// The parts of a request head that `serve` looks at.
+pub(super) fn parse_request_head(text: &str) -> Option<Request> {
+    let head = httpd::parse(text)?;
+    Some(Request {
+        method: head.method.to_string(),
+        path: head.path().to_string(),
+        query: head.query().to_string(),
+        last_event_id: head.header("last-event-id").map(String::from),
+        // EventSource sends `text/event-stream`; only an explicit JSON preference switches.
+        wants_json: head.header("accept").is_some_and(|value| {
+            value.contains("application/json") && !value.contains("text/event-stream")
+        }),
+    })
 }
 
 pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
@@ -102,13 +93,8 @@ pub(super) fn respond(
     } else {
         ""
     };
-    write!(
-        socket,
-        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{CORS_HEADERS}{retry_after}Connection: close\r\n\r\n{body}",
-        reason_phrase(code),
-        body.len()
-    )?;
-    socket.flush()?;
+    let headers = format!("{CORS_HEADERS}{retry_after}");
+    httpd::write_response(socket, code, content_type, &headers, body, false)?;
     socket.shutdown(Shutdown::Both)
 }
 
@@ -139,22 +125,6 @@ pub(super) fn write_chunk(socket: &mut TcpStream, bytes: &[u8]) -> io::Result<()
     chunk.extend_from_slice(bytes);
     chunk.extend_from_slice(b"\r\n");
     socket.write_all(&chunk)
-}
-
-pub(super) fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,7 @@ use self::fault::{hold_until_closed, plan, wait_unless_closed};
 use self::http::{CORS_HEADERS, query_param, read_request, respond, respond_error, write_chunk};
 use self::position::{Positions, parse_last_event_id};
 use self::source::{Catalog, Merge};
+use crate::httpd::LogLimiter;
 use crate::tools::Error;
 
 /// What `serve` serves and which faults it injects.
@@ -54,6 +55,12 @@ pub struct Config {
     pub chaos_seed: Option<u64>,
 }
 
+/// At most this many connections are served at once, one thread each; more are answered 503.
+/// Enough for every test and demo, and a bound on threads and file descriptors.
+const MAX_CONNECTIONS: usize = 256;
+/// After a failed accept (no file descriptors left), wait this long, doubling up to the max.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Frames are sent in HTTP chunks of about this size when no rate limit applies.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -65,6 +72,8 @@ struct Shared {
     n_requests: AtomicU64,
     stalled: AtomicBool,
     connections: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections being served, for `MAX_CONNECTIONS`.
+    n_connections: Arc<AtomicUsize>,
 }
 
 /// Counts a client's open connection while it lives.
@@ -116,26 +125,91 @@ pub fn run(args: Config) -> Result<(), Error> {
         n_requests: AtomicU64::new(0),
         stalled: AtomicBool::new(false),
         connections: Mutex::new(HashMap::new()),
+        n_connections: Arc::new(AtomicUsize::new(0)),
     });
-    for connection in listener.incoming() {
-        let socket = match connection {
-            Ok(socket) => socket,
+    let mut accept_errors = LogLimiter::default();
+    let mut spawn_errors = LogLimiter::default();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let socket = match listener.accept() {
+            Ok((socket, _)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                socket
+            }
             Err(e) => {
-                log::warn!("accepting a connection: {e}");
+                // Out of file descriptors (or another accept failure): wait for connections to
+                // end instead of spinning on the same error.
+                if let Some(n_held_back) = accept_errors.allow() {
+                    log::warn!(
+                        "accepting a connection: {e}; retrying{}",
+                        held_back(n_held_back)
+                    );
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
-        let shared = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            let peer = socket
-                .peer_addr()
-                .map_or_else(|_| "?".to_string(), |a| a.to_string());
-            if let Err(e) = handle_connection(socket, &shared) {
-                log::debug!("connection from {peer} ended: {e}");
-            }
-        });
+        let Some(slot) = Busy::take(&shared.n_connections) else {
+            refuse_busy(socket);
+            continue;
+        };
+        let worker = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("serve".into())
+            .spawn(move || {
+                let _slot = slot;
+                let peer = socket
+                    .peer_addr()
+                    .map_or_else(|_| "?".to_string(), |a| a.to_string());
+                if let Err(e) = handle_connection(socket, &worker) {
+                    log::debug!("connection from {peer} ended: {e}");
+                }
+            });
+        // On failure the closure, and with it the socket, is dropped: the client sees a close.
+        if let Err(e) = spawned
+            && let Some(n_held_back) = spawn_errors.allow()
+        {
+            log::warn!(
+                "no thread for a connection: {e}; closing it{}",
+                held_back(n_held_back)
+            );
+        }
     }
-    Ok(())
+}
+
+/// ", N more like it" for a log line that stands for several.
+fn held_back(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" ({n} more since the last report)"),
+    }
+}
+
+/// Answers 503 without waiting on the client, and closes: every connection slot is taken.
+fn refuse_busy(mut socket: TcpStream) {
+    let _ = socket.set_nonblocking(true);
+    let _ = respond(&mut socket, 503, "text/plain", "too many connections\n");
+}
+
+/// One of the `MAX_CONNECTIONS` connection slots, given back when dropped.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn take(n_open: &Arc<AtomicUsize>) -> Option<Busy> {
+        n_open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_CONNECTIONS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Busy(Arc::clone(n_open)))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {

@@ -1,10 +1,12 @@
-//! Health and metrics over HTTP, on one helper thread with tiny_http: `/check` for supervisors
-//! and uptime monitors, `/metrics` for Prometheus, `/status` as JSON, and `/` a self-contained
-//! status page (`status.html`, compiled in) that polls `/status`.
+//! Health and metrics over HTTP, on one helper thread: `/check` for supervisors and uptime
+//! monitors, `/metrics` for Prometheus, `/status` as JSON, and `/` a self-contained status page
+//! (`status.html`, compiled in) that polls `/status`.
 //!
 //! The thread only reads `Stats`; it never takes a lock the main loop waits for, so a slow or
 //! hostile client cannot slow archiving down. Rendering is pure (`respond` takes the time), so
-//! tests can check it without a server.
+//! tests can check it without a server; `server.rs` holds the connections, within bounds.
+
+mod server;
 
 use std::fmt::Write as _;
 use std::io;
@@ -46,37 +48,7 @@ pub struct Config {
 
 /// Starts the health server; returns the bound address (useful with port 0).
 pub fn spawn(cfg: Config, stats: Arc<Stats>) -> io::Result<SocketAddr> {
-    let max_silence = cfg.max_silence;
-    let server = tiny_http::Server::http(cfg.addr).map_err(io::Error::other)?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| io::Error::other("health server has no IP address"))?;
-    std::thread::Builder::new()
-        .name("health".into())
-        .spawn(move || {
-            for request in server.incoming_requests() {
-                let now_ms = times::now_ms();
-                let reply = respond(
-                    request.method().as_str(),
-                    request.url(),
-                    &stats,
-                    now_ms,
-                    max_silence,
-                );
-                let header = tiny_http::Header::from_bytes(
-                    &b"Content-Type"[..],
-                    reply.content_type.as_bytes(),
-                )
-                .expect("a static content type is a valid header");
-                let response = tiny_http::Response::from_string(reply.body)
-                    .with_status_code(reply.code)
-                    .with_header(header);
-                // A client that went away is its own problem.
-                let _ = request.respond(response);
-            }
-        })?;
-    Ok(bound)
+    server::spawn(cfg, stats)
 }
 
 /// Routes one request.
