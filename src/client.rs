@@ -402,6 +402,14 @@ impl Transport for PollingTransport {
         let budget = (!timeout.after.is_not_happening()).then(|| *timeout.after);
         let own_per_read = timeout.per_read.map(|d| *d);
         loop {
+            // Checked before every wait too: a server that trickles its head byte by byte never
+            // lets a slice time out.
+            if self.shutdown.load(Ordering::Relaxed) {
+                return Err(ureq::Error::Io(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "shutting down",
+                )));
+            }
             let mut slice = timeout;
             if let Some(budget) = budget {
                 let left = budget.saturating_sub(started.elapsed());
@@ -414,15 +422,7 @@ impl Transport for PollingTransport {
             slice.per_read = Some(cap.into());
             match self.inner.await_input(slice) {
                 Err(ureq::Error::Timeout(ureq::Timeout::PerRead))
-                    if own_per_read.is_none_or(|d| d > POLL_INTERVAL) =>
-                {
-                    if self.shutdown.load(Ordering::Relaxed) {
-                        return Err(ureq::Error::Io(io::Error::new(
-                            io::ErrorKind::Interrupted,
-                            "shutting down",
-                        )));
-                    }
-                }
+                    if own_per_read.is_none_or(|d| d > POLL_INTERVAL) => {}
                 other => return other,
             }
         }

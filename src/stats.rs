@@ -286,6 +286,8 @@ pub struct Stats {
     pub checkpoint_failures: AtomicU64,
     /// Resumes whose first event came much later than the last archived one (`--gap-warn`).
     pub gaps: AtomicU64,
+    /// Starts that found the open file shorter than the checkpoint and fetched the rest again.
+    pub refetches: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_written: AtomicU64,
     pub open_file_bytes: AtomicU64,
@@ -322,6 +324,7 @@ impl Default for Stats {
             checkpoints: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
+            refetches: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             open_file_bytes: AtomicU64::new(0),
@@ -508,6 +511,13 @@ impl Stats {
                 summary: Some("gaps"),
                 help: "Resumes that jumped forward in time by more than --gap-warn.",
                 samples: plain(&self.gaps),
+            },
+            Counter {
+                metric: "refetches_total",
+                status: "refetches",
+                summary: None,
+                help: "Starts that found the open file shorter than its checkpoint and fetched the lost events again.",
+                samples: plain(&self.refetches),
             },
         ]
     }

@@ -11,7 +11,7 @@ use crate::util::{self, Running, Serve};
 
 /// `n` distinct realistic events: the fixture's, with unique `meta.id`s and rising `meta.dt`s.
 /// `same_ms` events in a row share one millisecond (to provoke timestamp resends).
-fn make_events(n: usize, same_ms: usize) -> Vec<String> {
+pub(crate) fn make_events(n: usize, same_ms: usize) -> Vec<String> {
     let fixture = util::lines_of(&util::fixture("recentchange-200.ndjson"));
     let base_ms: i64 = 1_732_352_400_000;
     (0..n)
@@ -34,18 +34,18 @@ fn make_events(n: usize, same_ms: usize) -> Vec<String> {
         .collect()
 }
 
-fn write_input(dir: &Path, events: &[String]) -> PathBuf {
+pub(crate) fn write_input(dir: &Path, events: &[String]) -> PathBuf {
     let path = dir.join("input.ndjson");
     fs::write(&path, events.join("\n") + "\n").expect("writing input");
     path
 }
 
 /// Writes `events` as the input of a `serve` started with `flags`.
-fn serve_events(dir: &Path, events: &[String], flags: &[&str]) -> Serve {
+pub(crate) fn serve_events(dir: &Path, events: &[String], flags: &[&str]) -> Serve {
     Serve::start(&write_input(dir, events), flags, dir)
 }
 
-fn assert_all_gzip_valid(dir: &Path) {
+pub(crate) fn assert_all_gzip_valid(dir: &Path) {
     for name in util::data_files(dir) {
         let status = Command::new("gzip")
             .arg("-t")
@@ -57,7 +57,7 @@ fn assert_all_gzip_valid(dir: &Path) {
 }
 
 /// The checkpoint's resume id, or "" when there is none.
-fn checkpoint_id(dir: &Path) -> String {
+pub(crate) fn checkpoint_id(dir: &Path) -> String {
     fs::read_to_string(dir.join("checkpoint.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
@@ -65,7 +65,7 @@ fn checkpoint_id(dir: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
+pub(crate) fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = util::command();
     cmd.args([
         "--url",
@@ -79,7 +79,12 @@ fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
 
 /// Runs an archiver until the checkpoint holds `last_id_part` (all events are durable), then
 /// stops it with SIGTERM and checks the exit.
-fn finish_run(cmd: Command, log_dir: &Path, output_dir: &Path, last_id_part: &str) -> String {
+pub(crate) fn finish_run(
+    cmd: Command,
+    log_dir: &Path,
+    output_dir: &Path,
+    last_id_part: &str,
+) -> String {
     let running = Running::start(cmd, log_dir, "final");
     let until = Instant::now() + Duration::from_secs(60);
     while !checkpoint_id(output_dir).contains(last_id_part) {
@@ -641,10 +646,28 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
         assert!(Instant::now() < until, "no recovery: {}", running.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The counters count what is on disk: the events rolled back at the failure are not in
+    // them twice.
+    let (_, status) = util::http(health_port, "GET", "/status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("/status is JSON");
+    assert_eq!(status["events_archived"], events.len(), "{status}");
+    let (_, metrics) = util::http(health_port, "GET", "/metrics");
+    let line = format!(
+        "wikistream_events_archived_total{{stream=\"mediawiki.recentchange\"}} {}\n",
+        events.len()
+    );
+    assert!(metrics.contains(&line), "{metrics}");
     running.signal("TERM");
     let finished = running.wait(Duration::from_secs(10));
     serve.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains(&format!("{} events archived,", events.len())),
+        "{}",
+        finished.stderr
+    );
     assert_all_gzip_valid(&output_dir);
     util::assert_same_events(&util::archive_lines(&output_dir), &events);
 }

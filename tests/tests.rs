@@ -7,6 +7,7 @@ mod archive;
 mod cli;
 mod durability;
 mod fixture_server;
+mod hardening;
 mod health;
 mod parse;
 mod tls;

@@ -164,6 +164,8 @@ pub struct Resume {
     /// checkpoint said, or the server sends no ids): the first connection asks for `since=`
     /// this time (Unix ms) instead.
     pub since_ms: Option<i64>,
+    /// The open file came up shorter than the checkpoint: its lost events are fetched again.
+    pub rewound: bool,
 }
 
 /// A file being written, with what rotation needs to know about it.
@@ -248,6 +250,7 @@ impl Archive {
                 // Without an id (a server that sends none, or a rewind below), the position is
                 // the last archived time.
                 since_ms,
+                rewound: false,
             };
             if let Some(rewind) = rewind {
                 log::warn!(
@@ -261,6 +264,7 @@ impl Archive {
                     last_dt: rewind.last_dt,
                     recent_ids: rewind.recent_ids,
                     since_ms: Some(rewind.since_ms),
+                    rewound: true,
                 };
                 // Record the repaired lengths and the rewound position at once: the old
                 // checkpoint names bytes that no longer exist.

@@ -211,6 +211,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             // `retry_session` below reports it and exits.
             Err(e) => Err(Error::Archive(e)),
             Ok((mut archive, resume)) => {
+                if resume.rewound {
+                    Stats::add(&stats.refetches, 1);
+                }
                 if let Err(e) = archive.apply_retention(clock.now()) {
                     log::warn!("retention: {e}");
                 }

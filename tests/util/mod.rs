@@ -81,6 +81,14 @@ impl Running {
         }
     }
 
+    /// Whether the child is still running.
+    pub fn child_alive(&self) -> bool {
+        fs::metadata(format!("/proc/{}", self.child.id())).is_ok()
+            && !fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }
+
     /// Standard error so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
