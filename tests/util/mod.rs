@@ -54,6 +54,20 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+impl Finished {
+    /// Asserts the exit code and that stderr says each of `needles`, showing stderr if not.
+    pub fn expect(&self, code: i32, needles: &[&str]) {
+        assert_eq!(self.status.code(), Some(code), "{}", self.stderr);
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "no {needle:?} in stderr:\n{}",
+                self.stderr
+            );
+        }
+    }
+}
+
 /// A running child whose output goes to files (no pipe can fill up and block it).
 pub struct Running {
     pub child: Child,
