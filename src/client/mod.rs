@@ -2,8 +2,11 @@
 //! headers, reading the body with a short poll tick, and the reconnect backoff policy.
 //!
 //! It does not parse SSE or decide what to do with events, and it never sleeps: `run` owns the
-//! loop and the signals. `Backoff` is a pure policy with its jitter passed in; `Jitter` seeds
-//! itself from the clock, the one clock read here.
+//! loop and the signals. `transport.rs` holds the poll tick, `backoff.rs` the pure backoff
+//! policy with its jitter (seeded from the clock, the one clock read here).
+
+mod backoff;
+mod transport;
 
 use std::fmt;
 use std::io::{self, Read};
@@ -12,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
-};
+use ureq::unversioned::transport::DefaultConnector;
+
+pub use self::backoff::{Backoff, Jitter};
+use self::transport::PollingConnector;
 
 /// How long one body read may block before control returns to the main loop, which then checks
 /// signals and the idle timer. Half a second keeps SIGTERM handling well inside 2 s.
@@ -349,208 +353,9 @@ fn is_poll_timeout(e: &io::Error) -> bool {
     matches!(inner, Some(ureq::Error::Timeout(_)))
 }
 
-/// Wraps ureq's default connector so that reads of a response body return every
-/// `POLL_INTERVAL`, while the handshake and the response headers keep their own, longer budgets.
-#[derive(Debug)]
-struct PollingConnector {
-    inner: DefaultConnector,
-    streaming: Arc<AtomicBool>,
-    shutdown: Arc<AtomicBool>,
-}
-
-impl Connector<()> for PollingConnector {
-    type Out = PollingTransport;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<()>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        let transport = self.inner.connect(details, chained)?;
-        Ok(transport.map(|inner| PollingTransport {
-            inner,
-            streaming: Arc::clone(&self.streaming),
-            shutdown: Arc::clone(&self.shutdown),
-        }))
-    }
-}
-
-#[derive(Debug)]
-struct PollingTransport {
-    inner: Box<dyn Transport>,
-    streaming: Arc<AtomicBool>,
-    shutdown: Arc<AtomicBool>,
-}
-
-impl Transport for PollingTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        self.inner.buffers()
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.inner.transmit_output(amount, timeout)
-    }
-
-    fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        if self.streaming.load(Ordering::Relaxed) {
-            timeout.per_read = Some(POLL_INTERVAL.into());
-            return self.inner.await_input(timeout);
-        }
-        // Waiting for the response head: wait in `POLL_INTERVAL` slices within the same total
-        // budget, so that a shutdown is seen while a server withholds or trickles its headers.
-        let started = std::time::Instant::now();
-        let budget = (!timeout.after.is_not_happening()).then(|| *timeout.after);
-        let own_per_read = timeout.per_read.map(|d| *d);
-        loop {
-            // Checked before every wait too: a server that trickles its head byte by byte never
-            // lets a slice time out.
-            if self.shutdown.load(Ordering::Relaxed) {
-                return Err(ureq::Error::Io(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "shutting down",
-                )));
-            }
-            let mut slice = timeout;
-            if let Some(budget) = budget {
-                let left = budget.saturating_sub(started.elapsed());
-                if left.is_zero() {
-                    return Err(ureq::Error::Timeout(timeout.reason));
-                }
-                slice.after = left.into();
-            }
-            let cap = own_per_read.map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
-            slice.per_read = Some(cap.into());
-            match self.inner.await_input(slice) {
-                Err(ureq::Error::Timeout(ureq::Timeout::PerRead))
-                    if own_per_read.is_none_or(|d| d > POLL_INTERVAL) => {}
-                other => return other,
-            }
-        }
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.inner.is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.inner.is_tls()
-    }
-}
-
-/// Exponential backoff with jitter: `initial`, doubling per failure up to `cap`, each delay drawn
-/// from its upper half so that many clients do not reconnect in step.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    cap: Duration,
-    n_failures: u32,
-}
-
-/// Below this a doubling never gets anywhere; also the floor when a server sends `retry: 0`.
-const MIN_BACKOFF: Duration = Duration::from_millis(10);
-
-impl Backoff {
-    /// Starts at `initial` and never exceeds `cap`.
-    pub fn new(initial: Duration, cap: Duration) -> Backoff {
-        Backoff {
-            initial,
-            cap,
-            n_failures: 0,
-        }
-    }
-
-    /// The server's `retry:` field sets the first delay.
-    pub fn set_initial(&mut self, initial: Duration) {
-        self.initial = initial.min(self.cap);
-    }
-
-    /// After a healthy connection, start again from the first delay.
-    pub fn reset(&mut self) {
-        self.n_failures = 0;
-    }
-
-    /// The delay before the next attempt; `jitter` in `[0, 1)` picks a point in the upper half.
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let base = self.initial.max(MIN_BACKOFF);
-        let factor = 1u32 << self.n_failures.min(16);
-        let full = base.saturating_mul(factor).min(self.cap);
-        self.n_failures = self.n_failures.saturating_add(1);
-        full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-    }
-}
-
-/// A small xorshift generator for jitter; seeded from the clock and pid, so two archivers started
-/// together still spread out. Not for anything that needs real randomness.
-#[derive(Debug)]
-pub struct Jitter(u64);
-
-impl Jitter {
-    /// A generator seeded from the current time and process id.
-    pub fn from_entropy() -> Jitter {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Jitter((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
-    }
-
-    /// A number in `[0, 1)`.
-    pub fn next_fraction(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let delays: Vec<u64> = (0..9)
-            .map(|_| backoff.next_delay(0.999_999).as_secs())
-            .collect();
-        assert_eq!(delays, [0, 1, 3, 7, 15, 31, 59, 59, 59]);
-        backoff.reset();
-        assert_eq!(backoff.next_delay(0.0), Duration::from_millis(500));
-    }
-
-    #[test]
-    fn backoff_jitter_stays_in_the_upper_half() {
-        let mut backoff = Backoff::new(Duration::from_secs(8), Duration::from_secs(60));
-        for jitter in [0.0, 0.25, 0.5, 0.99] {
-            backoff.reset();
-            let delay = backoff.next_delay(jitter);
-            assert!(
-                delay >= Duration::from_secs(4) && delay <= Duration::from_secs(8),
-                "{delay:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn server_retry_sets_the_first_delay_with_a_floor() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        backoff.set_initial(Duration::from_millis(100));
-        assert_eq!(backoff.next_delay(1.0), Duration::from_millis(100));
-        backoff.set_initial(Duration::ZERO);
-        backoff.reset();
-        assert_eq!(backoff.next_delay(1.0), MIN_BACKOFF);
-        backoff.set_initial(Duration::from_secs(3600));
-        backoff.reset();
-        assert_eq!(backoff.next_delay(1.0), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn jitter_is_in_range() {
-        let mut jitter = Jitter(12345);
-        for _ in 0..1000 {
-            let j = jitter.next_fraction();
-            assert!((0.0..1.0).contains(&j));
-        }
-    }
 
     #[test]
     fn since_is_added_to_the_query() {
