@@ -65,17 +65,6 @@ fn sse_events(first: usize, n: usize) -> Vec<u8> {
     out
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + timeout;
-    while !done() {
-        assert!(
-            Instant::now() < until,
-            "{what} did not happen within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Trial 1: A `Retry-After` far in the future neither aborts nor parks the archiver.
 #[test]
 fn retry_after_is_capped_and_read_as_seconds_or_a_date() {
@@ -149,7 +138,7 @@ fn sigterm_is_handled_while_waiting_for_response_headers() {
             dir.path(),
             "run",
         );
-        wait_until("the connection", Duration::from_secs(20), || {
+        util::wait_for("the connection", Duration::from_secs(20), || {
             n_connections.load(Ordering::SeqCst) > 0
         });
         if trickle {
@@ -363,8 +352,8 @@ fn recovery_fetches_again_what_a_short_file_lost() {
         dir.path(),
         "first",
     );
-    wait_until("1000 events checkpointed", Duration::from_secs(30), || {
-        checkpoint_recorded_lines(&output_dir) >= 1000
+    util::wait_for("1000 events checkpointed", Duration::from_secs(30), || {
+        util::checkpoint_lines(&output_dir) >= 1000
     });
     running.signal("KILL");
     let _ = running.wait(Duration::from_secs(10));
@@ -387,21 +376,6 @@ fn recovery_fetches_again_what_a_short_file_lost() {
     assert!(log.contains("_damaged"), "{log}");
     assert_all_gzip_valid(&output_dir);
     util::assert_same_events(&util::archive_lines(&output_dir), &events);
-}
-
-/// Lines the checkpoint says the open event file holds.
-fn checkpoint_recorded_lines(dir: &Path) -> u64 {
-    fs::read_to_string(dir.join("checkpoint.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| {
-            v["files"].as_array()?.iter().find_map(|f| {
-                (f["kind"] != "rejects")
-                    .then(|| f["n_lines"].as_u64())
-                    .flatten()
-            })
-        })
-        .unwrap_or(0)
 }
 
 /// Trial 2 (without limits): Idle connections to the status port neither add threads nor block it
@@ -433,7 +407,7 @@ fn the_status_port_bounds_idle_connections_and_head_sizes() {
         "{threads_before} threads before, {threads_during} with 60 idle connections"
     );
     // The idle ones time out; /check answers while they are still open on our side.
-    wait_until("/check answering", Duration::from_secs(15), || {
+    util::wait_for("/check answering", Duration::from_secs(15), || {
         try_http(port, "/check").is_some_and(|(code, _)| code == 200)
     });
     drop(idle);
@@ -568,7 +542,7 @@ fn the_status_port_survives_thread_and_fd_limits() {
             running.stderr()
         );
         drop(idle);
-        wait_until("/check answering again", Duration::from_secs(30), || {
+        util::wait_for("/check answering again", Duration::from_secs(30), || {
             try_http(port, "/check").is_some_and(|(code, _)| code == 200)
         });
         let log = running.stderr();
@@ -614,7 +588,7 @@ fn serve_survives_thread_and_fd_limits() {
         running.wait_for_log("serving", Duration::from_secs(10));
         let stdout_path = dir.path().join("serve-limited.stdout");
         let mut port = None;
-        wait_until("the listening line", Duration::from_secs(10), || {
+        util::wait_for("the listening line", Duration::from_secs(10), || {
             port = fs::read_to_string(&stdout_path)
                 .ok()
                 .and_then(|s| s.lines().next()?.rsplit(':').next()?.parse::<u16>().ok());
@@ -643,7 +617,7 @@ fn serve_survives_thread_and_fd_limits() {
         let url = format!("http://127.0.0.1:{port}/v2/stream/recentchange");
         let output_dir = dir.path().join("archive");
         let mut fetched = None;
-        wait_until("serve serving again", Duration::from_secs(40), || {
+        util::wait_for("serve serving again", Duration::from_secs(40), || {
             let finished =
                 util::run_archiver(&url, &output_dir, &["--max-events", "100"], dir.path());
             let ok = finished.status.success();

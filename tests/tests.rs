@@ -10,5 +10,6 @@ mod fixture_server;
 mod hardening;
 mod health;
 mod parse;
+mod promises;
 mod tls;
 mod tools;

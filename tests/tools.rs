@@ -477,7 +477,9 @@ fn tail_ends_quietly_on_a_closed_pipe_and_on_ctrl_c() {
         dir.path(),
         "tail",
     );
-    std::thread::sleep(Duration::from_millis(500));
+    util::wait_for("four printed events", TIMEOUT, || {
+        running.stdout().lines().count() > 3
+    });
     running.signal("INT");
     let finished = running.wait(TIMEOUT);
     serve.stop();
@@ -606,17 +608,25 @@ fn serve_speaks_like_eventstreams() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("\"version\""), "{body}");
 
-    // A second open stream from the same address is refused like the real service does. (The
-    // server notices closed connections within a fraction of a second.)
-    std::thread::sleep(Duration::from_millis(500));
-    let mut held = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        held,
-        "GET /v2/stream/recentchange HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .expect("request");
-    let mut first = [0u8; 12];
-    held.read_exact(&mut first).expect("response");
+    // A second open stream from the same address is refused like the real service does. The
+    // server notices the closed connections above within a fraction of a second: until then
+    // even the first stream may be refused.
+    let mut held = None;
+    util::wait_for("a stream to be accepted", TIMEOUT, || {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            socket,
+            "GET /v2/stream/recentchange HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .expect("request");
+        let mut first = [0u8; 12];
+        socket.read_exact(&mut first).expect("response");
+        let accepted = &first == b"HTTP/1.1 200";
+        if accepted {
+            held = Some(socket);
+        }
+        accepted
+    });
     let (head, _) = get(port, "/v2/stream/recentchange", "");
     assert!(head.starts_with("HTTP/1.1 429"), "{head}");
     drop(held);

@@ -127,7 +127,9 @@ SERVE OPTIONS:
     --disconnect-every N    close each connection after N events [default: never]
     --cut-mid-event         close in the middle of an event instead of between events
     --stall-after N         once, after N events, stop sending but keep the socket open
-    --status-first CODE     answer the first request with CODE (429 and 503 add Retry-After: 1)
+    --status-first CODE     answer the first request with CODE
+    --status-later CODE     answer the second and third requests with CODE (a later failure)
+    --retry-after SECS      the Retry-After of 429 and 503 answers [default: {retry_after}]
     --chaos SEED            each connection ends after 1-5000 events: closed, cut mid-event or
                             stalled, at random but reproducible from SEED (soak tests)
     --id-offsets            ids carry Kafka offsets (meta.offset, else a count per topic) instead
@@ -164,5 +166,6 @@ EXIT CODES:
         serve_addr = d::SERVE_ADDR,
         serve_port = d::SERVE_PORT,
         keepalive = d::KEEPALIVE_SECS,
+        retry_after = d::SERVE_RETRY_AFTER_SECS,
     )
 }

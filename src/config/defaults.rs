@@ -51,3 +51,5 @@ pub const KEEPALIVE_SECS: u64 = 15;
 /// `verify` remembers this many recent ids to find duplicates: about 25 MB, ninety minutes of the
 /// live stream, so duplicates from reconnects and restarts (seconds apart) are all found.
 pub const DUPLICATE_WINDOW: usize = 1 << 19;
+/// `serve`'s `Retry-After` on 429 and 503: short, so that tests and demos move on.
+pub const SERVE_RETRY_AFTER_SECS: u64 = 1;

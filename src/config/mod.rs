@@ -422,6 +422,12 @@ fn serve_config(raw: cli::ServeArgs) -> Result<serve::Config, Error> {
         status_first: optional(raw.status_first.as_deref(), |v| {
             Ok(number("--status-first", v, 100, 599)? as u16)
         })?,
+        status_later: optional(raw.status_later.as_deref(), |v| {
+            Ok(number("--status-later", v, 100, 599)? as u16)
+        })?,
+        retry_after_secs: or_default(raw.retry_after.as_deref(), d::SERVE_RETRY_AFTER_SECS, |v| {
+            number("--retry-after", v, 0, 86_400)
+        })?,
         keepalive: secs(or_default(
             raw.keepalive.as_deref(),
             d::KEEPALIVE_SECS,
@@ -537,6 +543,7 @@ mod tests {
             ("--addr ADDR", d::SERVE_ADDR.to_string()),
             ("--port PORT", d::SERVE_PORT.to_string()),
             ("--keepalive SECS", d::KEEPALIVE_SECS.to_string()),
+            ("--retry-after SECS", d::SERVE_RETRY_AFTER_SECS.to_string()),
         ] {
             let entry = help_entry(&help, flag);
             assert!(

@@ -7,6 +7,7 @@ dist=$(cd "${1:-dist}" && pwd)
 . "$(dirname "$0")/common.sh"
 start_serve --disconnect-every 300 --retry 20
 n_tested=0
+n_skipped=0
 for entry in "aarch64 qemu-aarch64-static" "armv7 qemu-arm-static" "armv6 qemu-arm-static -cpu arm1176"; do
     # shellcheck disable=SC2086 # the entry is split into words on purpose.
     set -- $entry
@@ -15,6 +16,7 @@ for entry in "aarch64 qemu-aarch64-static" "armv7 qemu-arm-static" "armv6 qemu-a
     bin="$dist/$name/wikistream-archiver"
     if [ ! -x "$bin" ]; then
         echo "$name: not built, skipped"
+        n_skipped=$((n_skipped + 1))
         continue
     fi
     "$@" "$bin" --version
@@ -26,3 +28,4 @@ for entry in "aarch64 qemu-aarch64-static" "armv7 qemu-arm-static" "armv6 qemu-a
     n_tested=$((n_tested + 1))
 done
 [ "$n_tested" -gt 0 ] || { echo "no ARM binary in $dist: run make aarch64 first" >&2; exit 1; }
+echo "cross: $n_tested passed, 0 failed, $n_skipped skipped"

@@ -103,6 +103,11 @@ impl Running {
                 .contains(") Z ")
     }
 
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
     /// Standard error so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
@@ -165,6 +170,40 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Polls `done` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < until,
+            "{what} did not happen within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines the checkpoint in `dir` says the open event file holds (0 without one).
+pub fn checkpoint_lines(dir: &Path) -> u64 {
+    fs::read_to_string(dir.join("checkpoint.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| {
+            v["files"].as_array()?.iter().find_map(|f| {
+                (f["kind"] != "rejects")
+                    .then(|| f["n_lines"].as_u64())
+                    .flatten()
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// `/status` of a running archiver as JSON.
+pub fn status(port: u16) -> serde_json::Value {
+    let (code, body) = http(port, "GET", "/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("/status is JSON")
 }
 
 /// Runs the binary with `args` to completion (at most `timeout`).

@@ -25,6 +25,7 @@ pub(super) struct Request {
     pub(super) last_event_id: Option<String>,
     /// `Accept: application/json` asks for NDJSON instead of SSE.
     pub(super) wants_json: bool,
+    pub(super) user_agent: Option<String>,
 }
 
 /// Reads a request head (up to the empty line) and picks out what we need.
@@ -63,6 +64,7 @@ pub(super) fn parse_request_head(text: &str) -> Option<Request> {
         path: head.path().to_string(),
         query: head.query().to_string(),
         last_event_id: head.header("last-event-id").map(String::from),
+        user_agent: head.header("user-agent").map(String::from),
         // EventSource sends `text/event-stream`; only an explicit JSON preference switches.
         wants_json: head.header("accept").is_some_and(|value| {
             value.contains("application/json") && !value.contains("text/event-stream")
@@ -81,6 +83,11 @@ pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 pub(super) const CORS_HEADERS: &str = "Access-Control-Allow-Origin: *\r\n\
     Access-Control-Allow-Headers: Last-Event-ID, Accept\r\n";
 
+/// The `Retry-After` that 429 and 503 answers carry (`--retry-after`), set once at start: one
+/// value for the whole server, read by every connection thread.
+pub(super) static RETRY_AFTER_SECS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(1);
+
 /// Writes a complete response and closes.
 pub(super) fn respond(
     socket: &mut TcpStream,
@@ -88,10 +95,12 @@ pub(super) fn respond(
     content_type: &str,
     body: &str,
 ) -> io::Result<()> {
-    let retry_after = if code == 429 || code == 503 {
-        "Retry-After: 1\r\n"
-    } else {
-        ""
+    let retry_after = match code {
+        429 | 503 => format!(
+            "Retry-After: {}\r\n",
+            RETRY_AFTER_SECS.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        _ => String::new(),
     };
     let headers = format!("{CORS_HEADERS}{retry_after}");
     httpd::write_response(socket, code, content_type, &headers, body, false)?;

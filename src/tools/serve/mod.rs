@@ -46,6 +46,10 @@ pub struct Config {
     pub cut_mid_event: bool,
     pub stall_after: Option<u64>,
     pub status_first: Option<u16>,
+    /// `--status-later CODE`: the second and third requests are answered with CODE.
+    pub status_later: Option<u16>,
+    /// The `Retry-After` of 429 and 503 answers, in seconds.
+    pub retry_after_secs: u64,
     pub keepalive: Duration,
     /// Ids carry offsets instead of timestamps.
     pub id_offsets: bool,
@@ -97,6 +101,7 @@ impl Drop for ConnectionSlot<'_> {
 
 /// Binds, prints `listening on ADDR:PORT`, and serves until killed.
 pub fn run(args: Config) -> Result<(), Error> {
+    http::RETRY_AFTER_SECS.store(args.retry_after_secs, Ordering::Relaxed);
     let catalog = Catalog::load(&args.inputs)?;
     let listener = TcpListener::bind((args.addr.as_str(), args.port))
         .map_err(|e| Error::new(format!("binding {}:{}", args.addr, args.port), e))?;
@@ -216,9 +221,21 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     let request = read_request(&mut socket)?;
     let request_idx = shared.n_requests.fetch_add(1, Ordering::SeqCst);
     let uri = request.path.clone();
+    log::info!(
+        "request {} from User-Agent {:?}",
+        request_idx + 1,
+        request.user_agent.as_deref().unwrap_or("")
+    );
     if let (0, Some(code)) = (request_idx, shared.args.status_first) {
         log::info!("answering the first request with {code} (--status-first)");
         return respond_error(&mut socket, code, &uri, "injected by --status-first");
+    }
+    if let (1 | 2, Some(code)) = (request_idx, shared.args.status_later) {
+        log::info!(
+            "answering request {} with {code} (--status-later)",
+            request_idx + 1
+        );
+        return respond_error(&mut socket, code, &uri, "injected by --status-later");
     }
     match request.method.as_str() {
         "GET" | "HEAD" => {}

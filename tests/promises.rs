@@ -1,0 +1,311 @@
+//! Promises of README.md that no other test checks: the User-Agent on every request, later
+//! errors retried with a backoff that grows and resets, several streams on one connection,
+//! `--keep-days` in the running archiver, sequence numbers across runs, and canaries as signs
+//! of life for `/check`.
+
+use std::time::Duration;
+
+use crate::durability::{archiver, make_events, serve_events, write_input};
+use crate::util::{self, Running, Serve};
+
+/// Every `reconnecting in X s` delay in a log, in order.
+fn reconnect_delays(log: &str) -> Vec<f64> {
+    log.split("reconnecting in ")
+        .skip(1)
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_user_agent_goes_with_every_request() {
+    let dir = util::temp_dir();
+    let events = make_events(100, 1);
+    for (flags, agent) in [
+        (
+            vec!["--user-agent", "promise-test/1 (ops@example.org)"],
+            "promise-test/1 (ops@example.org)".to_string(),
+        ),
+        (
+            vec![],
+            format!(
+                "wikistream-archiver/{} (+https://github.com/wikistream-archiver)",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+    ] {
+        let serve = serve_events(
+            dir.path(),
+            &events,
+            &["--disconnect-every", "30", "--retry", "10"],
+        );
+        let output_dir = dir.path().join(format!("archive-{}", flags.len()));
+        let mut args = vec!["--max-events", "100"];
+        args.extend(flags.iter());
+        let finished = util::run_archiver(&serve.url(), &output_dir, &args, dir.path());
+        let log = serve.stderr();
+        serve.stop();
+        finished.expect(0, &[]);
+        let n_requests = log.matches("from User-Agent").count();
+        assert!(n_requests >= 4, "{n_requests} requests: {log}");
+        assert_eq!(
+            log.matches(&format!("from User-Agent {agent:?}")).count(),
+            n_requests,
+            "every request, reconnects included, carries {agent:?}: {log}"
+        );
+    }
+}
+
+#[test]
+fn later_errors_are_retried_with_a_backoff_that_grows_and_resets() {
+    let dir = util::temp_dir();
+    let events = make_events(150, 1);
+    // The 2nd and 3rd requests get 404: a configuration error on the first connection, but
+    // only a passing fault once the stream has worked.
+    let serve = serve_events(
+        dir.path(),
+        &events,
+        &[
+            "--status-later",
+            "404",
+            "--disconnect-every",
+            "50",
+            "--retry",
+            "200",
+        ],
+    );
+    let output_dir = dir.path().join("archive");
+    let finished = util::run_archiver(
+        &serve.url(),
+        &output_dir,
+        &["--max-events", "150"],
+        dir.path(),
+    );
+    serve.stop();
+    finished.expect(0, &["answered HTTP 404"]);
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    let delays = reconnect_delays(&finished.stderr);
+    assert!(delays.len() >= 4, "{delays:?}: {}", finished.stderr);
+    // After events (reset, base 200 ms), after the first 404 (doubled), after the second
+    // (doubled again), after events again (reset).
+    let [after_events, first_404, second_404, after_recovery] = delays[..4] else {
+        unreachable!()
+    };
+    assert!((0.1..=0.2).contains(&after_events), "{delays:?}");
+    assert!(
+        first_404 >= after_events && (0.2..=0.4).contains(&first_404),
+        "{delays:?}"
+    );
+    assert!(
+        second_404 > after_events && (0.4..=0.8).contains(&second_404),
+        "{delays:?}"
+    );
+    assert!(
+        (0.1..=0.2).contains(&after_recovery),
+        "reset after events: {delays:?}"
+    );
+}
+
+#[test]
+fn several_streams_on_one_connection_are_archived_resumed_and_exact() {
+    let dir = util::temp_dir();
+    let mut events = make_events(400, 1);
+    for (idx, line) in events.iter_mut().enumerate() {
+        if idx % 3 == 0 {
+            let mut value: serde_json::Value = serde_json::from_str(line).expect("json");
+            value["meta"]["stream"] = "mediawiki.page-create".into();
+            value["meta"]["topic"] = "eqiad.mediawiki.page-create".into();
+            value["meta"]["offset"] = (idx as u64 / 3).into();
+            *line = serde_json::to_string(&value).expect("json");
+        }
+    }
+    let serve = serve_events(
+        dir.path(),
+        &events,
+        &["--disconnect-every", "45", "--retry", "10"],
+    );
+    let output_dir = dir.path().join("archive");
+    let base = format!("http://127.0.0.1:{}/v2/stream/", serve.port);
+    let args = |max: &'static str| {
+        let mut cmd = util::command();
+        cmd.args([
+            "--base-url",
+            &base,
+            "--stream",
+            "recentchange,page-create",
+            "--output-dir",
+        ])
+        .arg(&output_dir)
+        .args(["--max-events", max]);
+        cmd
+    };
+    // A first run stops part-way; the second resumes from its checkpoint.
+    Running::start(args("170"), dir.path(), "first")
+        .wait(Duration::from_secs(60))
+        .expect(0, &[]);
+    Running::start(args("230"), dir.path(), "second")
+        .wait(Duration::from_secs(60))
+        .expect(0, &["resuming after"]);
+    serve.stop();
+    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    let names = util::data_files(&output_dir);
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("recentchange+page-create-")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
+    let dir = util::temp_dir();
+    let events = make_events(600, 1);
+    let serve = serve_events(dir.path(), &events, &["--rate", "400"]);
+    let output_dir = dir.path().join("archive");
+    // A first run leaves an open .part behind (kill -9) ...
+    let running = Running::start(
+        archiver(&serve.url(), &output_dir, &["--checkpoint-interval", "0.1"]),
+        dir.path(),
+        "first",
+    );
+    util::wait_for("checkpointed events", Duration::from_secs(20), || {
+        util::checkpoint_lines(&output_dir) > 50
+    });
+    running.signal("KILL");
+    let _ = running.wait(Duration::from_secs(10));
+    // ... then the open file and a completed one are made 30 days old.
+    let old_done = output_dir.join("recentchange-20200101T000000Z-000000.ndjson.gz");
+    std::fs::copy(
+        util::fixture("recentchange-200.ndjson"),
+        dir.path().join("plain"),
+    )
+    .expect("copy");
+    let gz = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c {} > {}",
+            dir.path().join("plain").display(),
+            old_done.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(gz.success());
+    let part = util::data_files(&output_dir)
+        .into_iter()
+        .find(|n| n.ends_with(".part") && !n.starts_with("rejects-"))
+        .expect("an open file");
+    for path in [&old_done, &output_dir.join(&part)] {
+        let status = std::process::Command::new("touch")
+            .args(["-d", "30 days ago"])
+            .arg(path)
+            .status()
+            .expect("touch");
+        assert!(status.success());
+    }
+    let finished = Running::start(
+        archiver(
+            &serve.url(),
+            &output_dir,
+            &["--keep-days", "7", "--max-events", "100"],
+        ),
+        dir.path(),
+        "second",
+    )
+    .wait(Duration::from_secs(60));
+    finished.expect(
+        0,
+        &["deleted", "recentchange-20200101T000000Z-000000.ndjson.gz"],
+    );
+    assert!(!old_done.exists(), "the old completed file is deleted");
+    // The old open file was continued and completed, not deleted.
+    let completed = part.strip_suffix(".part").expect("part");
+    assert!(
+        output_dir.join(completed).exists(),
+        "{:?}",
+        util::data_files(&output_dir)
+    );
+    let archived = util::archive_lines(&output_dir);
+    util::assert_same_events(&archived, &events[..archived.len()]);
+    serve.stop();
+}
+
+#[test]
+fn sequence_numbers_keep_growing_across_runs() {
+    let dir = util::temp_dir();
+    let events = make_events(300, 1);
+    let serve = serve_events(dir.path(), &events, &[]);
+    let output_dir = dir.path().join("archive");
+    let mut seen = Vec::new();
+    for run in 0..3 {
+        util::run_archiver(
+            &serve.url(),
+            &output_dir,
+            &["--max-events", "60", "--rotate-events", "25"],
+            dir.path(),
+        )
+        .expect(0, &[]);
+        let seqs: Vec<u64> = util::data_files(&output_dir)
+            .iter()
+            .filter(|n| !n.starts_with("rejects-"))
+            .filter_map(|n| n.split('-').nth(2)?.split('.').next()?.parse().ok())
+            .collect();
+        let new: Vec<u64> = seqs.iter().copied().filter(|s| !seen.contains(s)).collect();
+        assert!(!new.is_empty(), "run {run} made no file");
+        assert!(
+            new.iter().all(|s| seen.iter().all(|old| s > old)),
+            "run {run}: new {new:?} after {seen:?}"
+        );
+        seen.extend(new);
+    }
+    serve.stop();
+    util::assert_same_events(&util::archive_lines(&output_dir), &events[..180]);
+}
+
+#[test]
+fn canaries_count_as_signs_of_life_for_check() {
+    let dir = util::temp_dir();
+    let canaries: Vec<String> = make_events(12, 1)
+        .into_iter()
+        .map(|line| {
+            let mut value: serde_json::Value = serde_json::from_str(&line).expect("json");
+            value["meta"]["domain"] = "canary".into();
+            serde_json::to_string(&value).expect("json")
+        })
+        .collect();
+    let serve = Serve::start(
+        &write_input(dir.path(), &canaries),
+        &["--rate", "4"],
+        dir.path(),
+    );
+    let mut cmd = archiver(
+        &serve.url(),
+        &dir.path().join("archive"),
+        &["--status-port", "0", "--max-silence", "1"],
+    );
+    cmd.env("RUST_LOG", "info");
+    let running = Running::start(cmd, dir.path(), "run");
+    let port = util::health_port(&running);
+    // While canaries arrive (one each 250 ms) no event is archived, yet /check stays healthy
+    // past --max-silence.
+    util::wait_for("the first canary", Duration::from_secs(20), || {
+        util::status(port)["canaries"].as_u64() > Some(0)
+    });
+    let mut n_checks = 0;
+    while util::status(port)["canaries"].as_u64() < Some(10) {
+        let (code, body) = util::http(port, "GET", "/check");
+        assert_eq!(code, 200, "with canaries flowing: {body}");
+        n_checks += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(n_checks >= 10, "{n_checks} checks");
+    assert_eq!(util::status(port)["events_archived"], 0);
+    // Once they stop, silence is noticed.
+    util::wait_for(
+        "/check failing after the canaries stop",
+        Duration::from_secs(20),
+        || util::http(port, "GET", "/check").0 == 500,
+    );
+    running.signal("TERM");
+    running.wait(Duration::from_secs(10)).expect(0, &[]);
+    serve.stop();
+}
