@@ -202,21 +202,24 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
             .expect("touch");
         assert!(status.success());
     }
-    let finished = Running::start(
-        archiver(
-            &serve.url(),
-            &output_dir,
-            &["--keep-days", "7", "--max-events", "100"],
-        ),
+    // The running archiver applies retention when it opens the archive, not only when it
+    // completes a file (this run completes none until it stops).
+    let running = Running::start(
+        archiver(&serve.url(), &output_dir, &["--keep-days", "7"]),
         dir.path(),
         "second",
-    )
-    .wait(Duration::from_secs(60));
-    finished.expect(
-        0,
-        &["deleted", "recentchange-20200101T000000Z-000000.ndjson.gz"],
+    );
+    running.wait_for_log(
+        "recentchange-20200101T000000Z-000000.ndjson.gz (--keep-days",
+        Duration::from_secs(20),
     );
     assert!(!old_done.exists(), "the old completed file is deleted");
+    assert!(output_dir.join(&part).exists(), "the open file is kept");
+    util::wait_for("more events", Duration::from_secs(20), || {
+        util::checkpoint_lines(&output_dir) > 100
+    });
+    running.signal("TERM");
+    running.wait(Duration::from_secs(10)).expect(0, &[]);
     // The old open file was continued and completed, not deleted.
     let completed = part.strip_suffix(".part").expect("part");
     assert!(
