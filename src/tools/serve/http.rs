@@ -72,10 +72,38 @@ pub(super) fn parse_request_head(text: &str) -> Option<Request> {
     })
 }
 
-pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
-    query
+/// The value of query parameter `name`, percent-decoded (`+` is a space), as browsers and
+/// Python's `urlencode` send it. A value that does not decode is returned as it came, so that
+/// its own check refuses it.
+pub(super) fn query_param(query: &str, name: &str) -> Option<String> {
+    let raw = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))?;
+    Some(percent_decode(raw).unwrap_or_else(|| raw.to_string()))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        match bytes[idx] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(idx + 1..idx + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                idx += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                idx += 1;
+            }
+            byte => {
+                out.push(byte);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Headers every response carries: browsers on other origins may read the stream, as on
@@ -145,7 +173,15 @@ mod tests {
         let head = "GET /v2/stream/recentchange?since=5 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nlast-event-id: [{\"offset\":3}]\r\n\r\n";
         let request = parse_request_head(head).expect("valid");
         assert_eq!(request.path, "/v2/stream/recentchange");
-        assert_eq!(query_param(&request.query, "since"), Some("5"));
+        assert_eq!(query_param(&request.query, "since").as_deref(), Some("5"));
+        assert_eq!(
+            query_param("since=2024-11-23T09%3A00%3A03Z&x=1", "since").as_deref(),
+            Some("2024-11-23T09:00:03Z")
+        );
+        assert_eq!(query_param("q=a+b%2Bc", "q").as_deref(), Some("a b+c"));
+        assert_eq!(query_param("q=%zz", "q").as_deref(), Some("%zz"));
+        assert_eq!(percent_decode("%e"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
         assert!(request.wants_json);
         assert_eq!(request.last_event_id.as_deref(), Some("[{\"offset\":3}]"));
         assert!(parse_request_head("garbage\r\n\r\n").is_none());

@@ -274,7 +274,7 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
         return respond_error(&mut socket, 400, &uri, &detail);
     }
     let since_ms = match query_param(&request.query, "since") {
-        Some(since) => match crate::times::parse_ms_or_rfc3339(since) {
+        Some(since) => match crate::times::parse_ms_or_rfc3339(&since) {
             Ok(ms) => Some(ms),
             Err(_) => {
                 return respond_error(&mut socket, 400, &uri, &format!("invalid since: {since}"));

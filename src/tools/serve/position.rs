@@ -53,6 +53,8 @@ pub(super) struct Positions {
     since_ms: Option<i64>,
     /// The latest position per topic-partition, in first-seen order, for the `id:` lines.
     latest: Vec<(String, i64, Mark)>,
+    /// Topic-partitions that reached their start position: everything after it is sent.
+    started: Vec<(String, i64)>,
 }
 
 impl Positions {
@@ -65,22 +67,35 @@ impl Positions {
             resume,
             since_ms,
             latest,
+            started: Vec::new(),
         }
     }
 
-    /// Whether `event` comes before the start position.
-    pub(super) fn skips(&self, event: &Event) -> bool {
+    /// Whether `event` comes before the start position. Like Kafka's seek, this is per
+    /// topic-partition and in log order: the first event at or after the mark (a timestamp at
+    /// or after it, an offset after it) starts the partition, and every later event of it is
+    /// sent, even one whose `meta.dt` is earlier. A seek is never a filter.
+    pub(super) fn skips(&mut self, event: &Event) -> bool {
+        let key = (event.topic.as_str(), event.partition);
+        if self.started.iter().any(|(t, p)| (t.as_str(), *p) == key) {
+            return false;
+        }
         let entry = self.resume.iter().find(|e| {
             e.partition == event.partition && e.topic.as_deref().is_none_or(|t| t == event.topic)
         });
-        match entry.map(|e| e.mark) {
+        let before = match entry.map(|e| e.mark) {
             Some(Mark::Offset(offset)) => event.offset <= offset,
             Some(Mark::Timestamp(ms)) => event.dt_ms < ms,
             None => self.since_ms.is_some_and(|since| event.dt_ms < since),
+        };
+        if !before {
+            self.started.push((event.topic.clone(), event.partition));
         }
+        before
     }
 
-    /// Records `event` as sent and returns its id line's JSON.
+    /// Records `event` as sent and returns its id line's JSON: per topic-partition, the offset
+    /// of the last event, or the highest timestamp so far.
     pub(super) fn id_after(&mut self, event: &Event, timestamps: bool) -> String {
         let mark = match timestamps {
             true => Mark::Timestamp(event.dt_ms),
@@ -91,7 +106,15 @@ impl Positions {
             .iter_mut()
             .find(|(topic, partition, _)| *topic == event.topic && *partition == event.partition)
         {
-            Some(entry) => entry.2 = mark,
+            // A timestamp mark keeps the highest one sent: a seek to it lands at or before the
+            // last event sent (the one that had it was sent), so nothing after is lost, and
+            // an older event last does not send back seconds of events again.
+            Some(entry) => {
+                entry.2 = match (entry.2, mark) {
+                    (Mark::Timestamp(old), Mark::Timestamp(new)) => Mark::Timestamp(old.max(new)),
+                    _ => mark,
+                }
+            }
             None => self
                 .latest
                 .push((event.topic.clone(), event.partition, mark)),
@@ -135,7 +158,7 @@ mod tests {
         let id = r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000},{"topic":"codfw.rc","partition":0,"offset":7},{"topic":"x","partition":0,"offset":-1}]"#;
         let entries = parse_last_event_id(id).expect("entries");
         assert_eq!(entries.len(), 2);
-        let positions = Positions::new(entries, Some(5000));
+        let mut positions = Positions::new(entries, Some(5000));
         assert!(positions.skips(&event("eqiad.rc", 1, 999)));
         assert!(!positions.skips(&event("eqiad.rc", 1, 1000)));
         assert!(positions.skips(&event("codfw.rc", 7, 9000)));
@@ -145,6 +168,35 @@ mod tests {
         assert!(!positions.skips(&event("other", 0, 5000)));
         assert_eq!(parse_last_event_id("nonsense"), None);
         assert_eq!(parse_last_event_id("[]"), None);
+    }
+
+    #[test]
+    fn a_seek_is_not_a_filter_when_meta_dt_goes_backwards() {
+        let id = r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1005}]"#;
+        let mut positions = Positions::new(parse_last_event_id(id).expect("entries"), None);
+        let sent: Vec<i64> = [1000, 1003, 1005, 998, 1010, 1001]
+            .iter()
+            .enumerate()
+            .filter(|&(offset, &dt)| !positions.skips(&event("eqiad.rc", offset as i64, dt)))
+            .map(|(_, &dt)| dt)
+            .collect();
+        assert_eq!(sent, [1005, 998, 1010, 1001]);
+        // Ids keep the highest timestamp sent, so an older event last does not move them back.
+        let mut ids = Positions::new(Vec::new(), None);
+        ids.id_after(&event("eqiad.rc", 0, 1010), true);
+        let id = ids.id_after(&event("eqiad.rc", 1, 998), true);
+        assert_eq!(
+            id,
+            r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1010}]"#
+        );
+        // since= seeks the same way, per topic-partition.
+        let mut since = Positions::new(Vec::new(), Some(1005));
+        let sent: Vec<(&str, i64)> = [("a", 1000), ("b", 1006), ("a", 1007), ("b", 900), ("a", 1)]
+            .iter()
+            .filter(|(topic, dt)| !since.skips(&event(topic, 0, *dt)))
+            .copied()
+            .collect();
+        assert_eq!(sent, [("b", 1006), ("a", 1007), ("b", 900), ("a", 1)]);
     }
 
     #[test]
@@ -161,7 +213,7 @@ mod tests {
         assert_eq!(value[0]["offset"], 6);
         assert_eq!(value[1]["topic"], "codfw.rc");
         // An id this server wrote resumes right after the event it belongs to.
-        let resumed = Positions::new(parse_last_event_id(&third).expect("entries"), None);
+        let mut resumed = Positions::new(parse_last_event_id(&third).expect("entries"), None);
         assert!(resumed.skips(&event("eqiad.rc", 6, 0)));
         assert!(!resumed.skips(&event("eqiad.rc", 7, 0)));
     }
