@@ -52,8 +52,9 @@ RUN OPTIONS:
                             make the archive durable and record the resume position this often
                             (also at every new file and rotation) [default: {checkpoint_interval}]
     --gap-warn SECS         warn when a resumed stream jumps more than SECS in meta.dt [default: {gap_warn}]
-    --status-port PORT      serve /check, /metrics and /status on PORT (alias --status_port;
-                            0 picks a free port, logged at start) [default: off]
+    --status-port PORT|off  serve /check, /metrics and /status on PORT (alias --status_port;
+                            0 picks a free port, logged at start; off or empty: none)
+                            [default: off]
     --status-addr ADDR      address for --status-port; exposing it wider is your choice
                             [default: {status_addr}]
     --max-silence SECS      /check fails when no event (canaries count) came for SECS [default: {max_silence}]

@@ -298,9 +298,14 @@ fn health_config(raw: &cli::RunArgs) -> Result<Option<health::Config>, Error> {
         d::MAX_SILENCE_SECS,
         |v| number("--max-silence", v, 1, 31_536_000),
     )?);
-    let port = optional(raw.status_port.as_deref(), |v| {
-        Ok(number("--status-port", v, 0, 65_535)? as u16)
-    })?;
+    // `off` and an empty value (the packaged conffile's `STATUS_PORT=`) turn health off.
+    let port = match raw.status_port.as_deref() {
+        Some(v) if v.is_empty() || v == "off" => None,
+        other => optional(other, |v| {
+            values::number_or_off("--status-port", v, 0, 65_535).map(|p| p.map(|p| p as u16))
+        })?
+        .flatten(),
+    };
     Ok(port.map(|port| health::Config {
         addr: (addr, port).into(),
         max_silence,
@@ -500,6 +505,9 @@ mod tests {
                 label: "recentchange".into()
             }
         );
+        for off in ["off", ""] {
+            assert!(run_cfg(&["--status-port", off]).health.is_none(), "{off:?}");
+        }
         let with_port = run_cfg(&["--status-port", "0"]).health.expect("health");
         assert_eq!(with_port.addr.ip().to_string(), d::STATUS_ADDR);
         assert_eq!(with_port.max_silence, secs(d::MAX_SILENCE_SECS));

@@ -25,12 +25,13 @@ start_serve --disconnect-every 300 --retry 20
 archive=/var/lib/wikistream-archiver/archive
 rm -rf "$archive"
 # Run what the unit runs: its own ExecStart, with the variables of the packaged conffile, where
-# only EXTRA_ARGS (pointing at the local serve) and the status port are changed. systemd keeps
-# ${VAR} as one word and splits $VAR; the sed below does the same for sh.
+# only EXTRA_ARGS (pointing at the local serve) is changed and STATUS_PORT emptied (no status
+# port: an administrator's way to turn it off). systemd keeps ${VAR} as one word and splits
+# $VAR; the sed below does the same for sh.
 conf=/etc/default/wikistream-archiver
 cp "$conf" "$work/default.orig"
 sed -i -e "s|^EXTRA_ARGS=.*|EXTRA_ARGS=\"--base-url http://127.0.0.1:$port/v2/stream/ --max-events 1000 -q\"|" \
-    -e 's|^STATUS_PORT=.*|STATUS_PORT=0|' "$conf"
+    -e 's|^STATUS_PORT=.*|STATUS_PORT=|' "$conf"
 exec_start=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/wikistream-archiver.service)
 [ -n "$exec_start" ] || { echo "deb-test: no ExecStart in the unit" >&2; exit 1; }
 command_line=$(printf '%s\n' "$exec_start" | sed -E 's/\$\{([A-Z_]+)\}/"$\1"/g')
