@@ -8,8 +8,8 @@ use time::{Duration, OffsetDateTime};
 /// The retention limits; both optional.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Delete completed files older than this many days.
-    pub keep_days: Option<u64>,
+    /// Delete completed files older than this (`--keep-days`).
+    pub keep: Option<std::time::Duration>,
     /// Delete the oldest completed files while all of them together exceed this many bytes.
     pub max_bytes: Option<u64>,
 }
@@ -17,7 +17,7 @@ pub struct Policy {
 impl Policy {
     /// True when any limit is set.
     pub fn is_active(&self) -> bool {
-        self.keep_days.is_some() || self.max_bytes.is_some()
+        self.keep.is_some() || self.max_bytes.is_some()
     }
 }
 
@@ -38,9 +38,11 @@ pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<
             .then_with(|| a.name.cmp(&b.name))
     });
     let mut total: u64 = by_age.iter().map(|f| f.size).sum();
-    let cutoff = policy
-        .keep_days
-        .map(|days| now - Duration::days(days.min(1 << 20) as i64));
+    // A limit too large for the calendar keeps everything.
+    let cutoff = policy.keep.and_then(|keep| {
+        let keep = Duration::try_from(keep).ok()?;
+        now.checked_sub(keep)
+    });
     let mut chosen = Vec::new();
     for file in by_age {
         let too_old = cutoff.is_some_and(|cutoff| file.modified < cutoff);
@@ -76,7 +78,7 @@ mod tests {
             file("b", datetime!(2025-01-29 11:00 UTC), 10),
         ];
         let policy = Policy {
-            keep_days: Some(7),
+            keep: Some(std::time::Duration::from_secs(7 * 86_400)),
             max_bytes: None,
         };
         assert_eq!(select(&policy, &files, now), ["a"]);
@@ -92,14 +94,24 @@ mod tests {
             file("mid", datetime!(2025-01-30 12:00 UTC), 40),
         ];
         let policy = Policy {
-            keep_days: None,
+            keep: None,
             max_bytes: Some(50),
         };
         assert_eq!(select(&policy, &files, now), ["old", "mid"]);
         let policy = Policy {
-            keep_days: None,
+            keep: None,
             max_bytes: Some(120),
         };
         assert!(select(&policy, &files, now).is_empty());
+    }
+
+    #[test]
+    fn a_limit_beyond_the_calendar_keeps_everything() {
+        let policy = Policy {
+            keep: Some(std::time::Duration::MAX),
+            max_bytes: None,
+        };
+        let old = file("a", datetime!(1970-01-01 0:00 UTC), 1);
+        assert!(select(&policy, &[old], datetime!(2025-01-31 12:00 UTC)).is_empty());
     }
 }

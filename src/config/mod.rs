@@ -90,6 +90,12 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// The units of bare numbers and the bounds of duration flags.
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3_600);
+const DAY: Duration = Duration::from_secs(86_400);
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
+
 fn run_config(raw: cli::RunArgs) -> Result<(run::Config, Logging), Error> {
     let format = optional(raw.format.as_deref(), |v| {
         choice(
@@ -156,48 +162,46 @@ fn run_config(raw: cli::RunArgs) -> Result<(run::Config, Logging), Error> {
                 1,
                 u64::MAX,
             )?,
-            max_bytes: number_or_off(
-                "--rotate-bytes",
-                raw.rotate_bytes.as_deref(),
-                None,
-                1,
-                u64::MAX,
-            )?,
+            max_bytes: optional(raw.rotate_bytes.as_deref(), |v| {
+                values::size_or_off("--rotate-bytes", v, 1, u64::MAX)
+            })?
+            .flatten(),
         },
         on_ready: raw.on_ready.clone(),
         retention: retention::Policy {
-            keep_days: optional(raw.keep_days.as_deref(), |v| {
-                number("--keep-days", v, 1, 36_500)
+            keep: optional(raw.keep_days.as_deref(), |v| {
+                values::duration("--keep-days", v, DAY, HOUR, 36_500 * DAY)
             })?,
             max_bytes: optional(raw.max_archive_bytes.as_deref(), |v| {
-                number("--max-archive-bytes", v, 1, u64::MAX)
+                values::size("--max-archive-bytes", v, 1, u64::MAX)
             })?,
         },
     };
     let session = run::SessionConfig {
         since_ms: optional(raw.since.as_deref(), |v| values::time_ms("--since", v))?,
-        idle_timeout: secs(or_default(
+        idle_timeout: or_default(
             raw.idle_timeout.as_deref(),
-            d::IDLE_TIMEOUT_SECS,
-            |v| number("--idle-timeout", v, 1, 86_400),
-        )?),
+            secs(d::IDLE_TIMEOUT_SECS),
+            |v| values::duration("--idle-timeout", v, SECOND, SECOND, DAY),
+        )?,
         max_events: optional(raw.max_events.as_deref(), |v| {
             number("--max-events", v, 1, u64::MAX)
         })?,
         max_event_bytes: or_default(raw.max_event_bytes.as_deref(), d::MAX_EVENT_BYTES, |v| {
-            Ok(number("--max-event-bytes", v, 1024, 1 << 30)? as usize)
+            Ok(values::size("--max-event-bytes", v, 1024, 1 << 30)? as usize)
         })?,
         keep_canary: raw.keep_canary,
         checkpoint_interval: or_default(
             raw.checkpoint_interval.as_deref(),
             Some(secs(d::CHECKPOINT_INTERVAL_SECS)),
-            |v| values::seconds_or_off("--checkpoint-interval", v),
+            |v| {
+                let min = Duration::from_millis(50);
+                values::duration_or_off("--checkpoint-interval", v, SECOND, min, DAY)
+            },
         )?,
-        gap_warn: secs(or_default(
-            raw.gap_warn.as_deref(),
-            d::GAP_WARN_SECS,
-            |v| number("--gap-warn", v, 1, 31_536_000),
-        )?),
+        gap_warn: or_default(raw.gap_warn.as_deref(), secs(d::GAP_WARN_SECS), |v| {
+            values::duration("--gap-warn", v, SECOND, SECOND, YEAR)
+        })?,
         filter: filter(&raw.filter)?,
     };
     let health = health_config(&raw)?;
@@ -293,11 +297,9 @@ fn health_config(raw: &cli::RunArgs) -> Result<Option<health::Config>, Error> {
             .parse()
             .expect("the default status address is an IP address"),
     };
-    let max_silence = secs(or_default(
-        raw.max_silence.as_deref(),
-        d::MAX_SILENCE_SECS,
-        |v| number("--max-silence", v, 1, 31_536_000),
-    )?);
+    let max_silence = or_default(raw.max_silence.as_deref(), secs(d::MAX_SILENCE_SECS), |v| {
+        values::duration("--max-silence", v, SECOND, SECOND, YEAR)
+    })?;
     // `off` and an empty value (the packaged conffile's `STATUS_PORT=`) turn health off.
     let port = match raw.status_port.as_deref() {
         Some(v) if v.is_empty() || v == "off" => None,
@@ -384,9 +386,9 @@ fn cat_config(raw: cli::CatArgs) -> Result<cat::Config, Error> {
 
 fn verify_config(raw: cli::VerifyArgs) -> Result<verify::Config, Error> {
     Ok(verify::Config {
-        gap: secs(or_default(raw.gap.as_deref(), d::VERIFY_GAP_SECS, |v| {
-            number("--gap", v, 1, 31_536_000)
-        })?),
+        gap: or_default(raw.gap.as_deref(), secs(d::VERIFY_GAP_SECS), |v| {
+            values::duration("--gap", v, SECOND, SECOND, YEAR)
+        })?,
         offset_slack: or_default(raw.offset_slack.as_deref(), d::OFFSET_SLACK, |v| {
             number("--offset-slack", v, 0, u64::MAX)
         })?,
@@ -415,7 +417,10 @@ fn serve_config(raw: cli::ServeArgs) -> Result<serve::Config, Error> {
         port: or_default(raw.port.as_deref(), d::SERVE_PORT, |v| {
             Ok(number("--port", v, 0, 65_535)? as u16)
         })?,
-        retry_ms: optional(raw.retry.as_deref(), |v| number("--retry", v, 0, 3_600_000))?,
+        retry_ms: optional(raw.retry.as_deref(), |v| {
+            let ms = Duration::from_millis(1);
+            Ok(values::duration("--retry", v, ms, Duration::ZERO, HOUR)?.as_millis() as u64)
+        })?,
         rate,
         disconnect_every: optional(raw.disconnect_every.as_deref(), |v| {
             number("--disconnect-every", v, 1, u64::MAX)
@@ -431,13 +436,11 @@ fn serve_config(raw: cli::ServeArgs) -> Result<serve::Config, Error> {
             Ok(number("--status-later", v, 100, 599)? as u16)
         })?,
         retry_after_secs: or_default(raw.retry_after.as_deref(), d::SERVE_RETRY_AFTER_SECS, |v| {
-            number("--retry-after", v, 0, 86_400)
+            Ok(values::duration("--retry-after", v, SECOND, Duration::ZERO, DAY)?.as_secs())
         })?,
-        keepalive: secs(or_default(
-            raw.keepalive.as_deref(),
-            d::KEEPALIVE_SECS,
-            |v| number("--keepalive", v, 1, 3600),
-        )?),
+        keepalive: or_default(raw.keepalive.as_deref(), secs(d::KEEPALIVE_SECS), |v| {
+            values::duration("--keepalive", v, SECOND, SECOND, HOUR)
+        })?,
         id_offsets: raw.id_offsets,
         max_connections_per_ip: optional(raw.max_connections_per_ip.as_deref(), |v| {
             Ok(number("--max-connections-per-ip", v, 1, 100_000)? as usize)
@@ -560,6 +563,56 @@ mod tests {
             );
         }
         assert!(help.contains(&format!("the last {} events", d::DUPLICATE_WINDOW)));
+    }
+
+    #[test]
+    fn sizes_and_durations_take_units_and_bare_numbers_keep_their_meaning() {
+        let cfg = run_cfg(&[
+            "--idle-timeout",
+            "2m",
+            "--max-archive-bytes",
+            "10G",
+            "--keep-days",
+            "15d",
+            "--max-event-bytes",
+            "64KiB",
+            "--rotate-bytes",
+            "5MB",
+            "--checkpoint-interval",
+            "500ms",
+        ]);
+        assert_eq!(cfg.session.idle_timeout, secs(120));
+        assert_eq!(cfg.archive.retention.max_bytes, Some(10_000_000_000));
+        assert_eq!(cfg.archive.retention.keep, Some(15 * DAY));
+        assert_eq!(cfg.session.max_event_bytes, 64 << 10);
+        assert_eq!(cfg.archive.policy.max_bytes, Some(5_000_000));
+        assert_eq!(
+            cfg.session.checkpoint_interval,
+            Some(Duration::from_millis(500))
+        );
+        let bare = run_cfg(&[
+            "--idle-timeout",
+            "90",
+            "--keep-days",
+            "7",
+            "--max-archive-bytes",
+            "1000",
+        ]);
+        assert_eq!(bare.session.idle_timeout, secs(90));
+        assert_eq!(bare.archive.retention.keep, Some(7 * DAY));
+        assert_eq!(bare.archive.retention.max_bytes, Some(1000));
+        let Ok(Command::Serve(serve, _)) = parse(&[
+            "serve",
+            "--input",
+            "x",
+            "--retry",
+            "2s",
+            "--keepalive",
+            "1m",
+        ]) else {
+            panic!("serve")
+        };
+        assert_eq!((serve.retry_ms, serve.keepalive), (Some(2000), secs(60)));
     }
 
     #[test]

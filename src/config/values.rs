@@ -47,6 +47,129 @@ pub fn number_or_off(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<Opti
     }
 }
 
+/// A size in bytes: a whole number, or one followed by `K`, `M`, `G`, `T` (or `KB` … `TB`:
+/// powers of 1000) or `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), in any case. At least `min`.
+pub fn size(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<u64, Error> {
+    let text = text(flag, raw)?;
+    parse_size(text)
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "invalid value for {flag}: '{text}' (bytes from {min} to {max}, or a size like \
+                 500K, 64MiB, 10G)"
+            ))
+        })
+}
+
+/// `size`, or `off` (`None`).
+pub fn size_or_off(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<Option<u64>, Error> {
+    match text(flag, raw)? {
+        "off" => Ok(None),
+        _ => size(flag, raw, min, max).map(Some),
+    }
+}
+
+/// Bytes for a size text, if it is one.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let number: u64 = digits.parse().ok()?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+/// A duration: a number of `bare` (the flag's unit when none is written), or a number followed
+/// by `s`, `m`, `h` or `d` (`w` for weeks); fractions allowed. From `min` to `max`.
+pub fn duration(
+    flag: &str,
+    raw: &OsStr,
+    bare: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Error> {
+    let text = text(flag, raw)?;
+    parse_duration(text, bare)
+        .filter(|d| (min..=max).contains(d))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "invalid value for {flag}: '{text}' (a number of {}, or a duration like 90s, \
+                 2m, 1h, 7d; from {} to {})",
+                unit_name(bare),
+                human(min),
+                human(max)
+            ))
+        })
+}
+
+/// `duration`, or `off` (`None`).
+pub fn duration_or_off(
+    flag: &str,
+    raw: &OsStr,
+    bare: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Option<Duration>, Error> {
+    match text(flag, raw)? {
+        "off" => Ok(None),
+        _ => duration(flag, raw, bare, min, max).map(Some),
+    }
+}
+
+/// The duration a text says, with `bare` as the unit of a bare number.
+pub fn parse_duration(text: &str, bare: Duration) -> Option<Duration> {
+    let number_end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(number_end);
+    let number: f64 = number
+        .parse()
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
+    let unit_secs = match unit {
+        "" => bare.as_secs_f64(),
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3_600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * unit_secs).ok()
+}
+
+fn unit_name(unit: Duration) -> &'static str {
+    match unit.as_millis() {
+        1 => "milliseconds",
+        86_400_000 => "days",
+        _ => "seconds",
+    }
+}
+
+/// `50 ms`, `2 s`, `1 d`: for messages.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{} ms", d.as_millis()),
+        s if s % 86_400 == 0 => format!("{} d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} h", s / 3_600),
+        s => format!("{s} s"),
+    }
+}
+
 /// Seconds (fractions allowed, from 0.05 to a day), or `off` (`None`).
 pub fn seconds_or_off(flag: &str, raw: &OsStr) -> Result<Option<Duration>, Error> {
     let text = text(flag, raw)?;
@@ -208,6 +331,54 @@ mod tests {
             Some(Duration::from_millis(500))
         );
         assert!(seconds_or_off("--s", os("0.01")).is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations_take_units() {
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("10G"), Some(10_000_000_000));
+        assert_eq!(parse_size("10GB"), Some(10_000_000_000));
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("8kib"), Some(8192));
+        assert_eq!(parse_size("99999999T"), None, "overflow");
+        assert_eq!(parse_size("1.5G"), None);
+        assert_eq!(parse_size("10 G"), None);
+        assert_eq!(parse_size(""), None);
+        let secs = Duration::from_secs(1);
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_duration("120", secs), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2m", secs), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration("1.5h", secs),
+            Some(Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration("15d", secs), Some(15 * day));
+        assert_eq!(parse_duration("7", day), Some(7 * day));
+        assert_eq!(
+            parse_duration("500ms", secs),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["", "x", "2 m", "-1", "1e3", "3y", "."] {
+            assert_eq!(parse_duration(bad, secs), None, "{bad:?}");
+        }
+        let message = duration("--idle-timeout", os("0s"), secs, secs, day)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--idle-timeout") && message.contains("from 1 s to 1 d"),
+            "{message}"
+        );
+        assert!(
+            size("--rotate-bytes", os("1x"), 1, u64::MAX)
+                .unwrap_err()
+                .to_string()
+                .contains("--rotate-bytes")
+        );
+        assert_eq!(size_or_off("--b", os("off"), 1, 9).unwrap(), None);
+        assert_eq!(
+            duration_or_off("--d", os("off"), secs, secs, day).unwrap(),
+            None
+        );
     }
 
     #[test]

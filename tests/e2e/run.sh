@@ -30,4 +30,4 @@ status_port=$(sed -n 's|.*serving /check, /metrics and /status on http://127.0.0
 
 node tests/js/status-page.mjs "http://127.0.0.1:$status_port" "$work/status-page.png" \
     "$(wc -l < "$work/expected.ndjson")"
-echo "e2e: passed; the page is $(wc -c < src/status.html) bytes"
+echo "e2e: passed; the page is $(wc -c < src/health/status.html) bytes"
