@@ -14,6 +14,7 @@ pub mod filter;
 pub mod health;
 pub mod httpd;
 pub mod labels;
+pub mod logging;
 pub mod run;
 pub mod sse;
 pub mod stats;

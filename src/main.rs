@@ -4,10 +4,8 @@
 //! run the subcommand and turn its result into one of the documented exit codes. Everything
 //! else lives in modules.
 
-use std::io::Write;
-
 use wikistream_archiver::config::{self, Command, Logging};
-use wikistream_archiver::{archive, cli, run, times, tools};
+use wikistream_archiver::{archive, cli, run, tools};
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,29 +104,6 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
-/// Logs to stderr with a UTC timestamp. `-v`/`-q` move the level of our own messages from
-/// `info`; other crates stay at `warn` unless `RUST_LOG` says otherwise.
 fn init_logging(logging: Logging) {
-    let timestamps = logging.timestamps;
-    let level = match logging.verbosity {
-        i32::MIN..=-3 => log::LevelFilter::Off,
-        -2 => log::LevelFilter::Error,
-        -1 => log::LevelFilter::Warn,
-        0 => log::LevelFilter::Info,
-        1 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    let mut builder = env_logger::Builder::new();
-    builder
-        .filter_level(level.min(log::LevelFilter::Warn))
-        .filter_module("wikistream_archiver", level)
-        .parse_env("RUST_LOG")
-        .format(move |out, record| {
-            if !timestamps {
-                return writeln!(out, "{:<5} {}", record.level(), record.args());
-            }
-            let stamp = times::log_stamp(time::OffsetDateTime::now_utc());
-            writeln!(out, "{stamp} {:<5} {}", record.level(), record.args())
-        })
-        .init();
+    wikistream_archiver::logging::init(logging.verbosity, logging.timestamps);
 }

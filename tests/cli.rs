@@ -103,3 +103,47 @@ fn unwritable_output_dir_is_a_clear_error() {
         finished.stderr
     );
 }
+
+#[test]
+fn under_journald_lines_carry_their_priority_and_no_timestamp() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = util::temp_dir();
+    let serve = util::Serve::start(&util::fixture("recentchange-200.ndjson"), &[], dir.path());
+    for (name, matches) in [("journal", true), ("elsewhere", false)] {
+        // Running::start truncates this very file for stderr: the same device and inode.
+        let stderr_path = dir.path().join(format!("{name}.stderr"));
+        std::fs::write(&stderr_path, b"").expect("stderr file");
+        let meta = std::fs::metadata(&stderr_path).expect("stat");
+        let ino = if matches { meta.ino() } else { meta.ino() + 1 };
+        let mut cmd = util::command();
+        cmd.args(["--url", &serve.url(), "--output-dir"])
+            .arg(dir.path().join(format!("archive-{name}")))
+            .args(["--max-events", "5"])
+            .env("JOURNAL_STREAM", format!("{}:{ino}", meta.dev()));
+        let finished = util::Running::start(cmd, dir.path(), name).wait(TIMEOUT);
+        finished.expect(0, &[]);
+        let lines: Vec<&str> = finished.stderr.lines().collect();
+        assert!(lines.len() >= 3, "{}", finished.stderr);
+        if matches {
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l.starts_with("<6>") || l.starts_with("<4>")),
+                "{}",
+                finished.stderr
+            );
+            assert!(
+                lines.iter().any(|l| l.starts_with("<6>archiving ")),
+                "{}",
+                finished.stderr
+            );
+        } else {
+            assert!(
+                lines.iter().all(|l| l.starts_with("20")),
+                "{}",
+                finished.stderr
+            );
+        }
+    }
+    serve.stop();
+}
