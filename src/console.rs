@@ -163,19 +163,18 @@ fn cut(text: String, width: Option<usize>, color: bool) -> String {
     let Some(width) = width else {
         return text;
     };
-    let mut n_visible = 0;
-    let mut in_escape = false;
-    for (idx, c) in text.char_indices() {
-        if in_escape {
-            in_escape = c != 'm';
-            continue;
-        }
-        if c == '\x1b' {
-            in_escape = true;
-            continue;
-        }
-        n_visible += 1;
-        if n_visible == width && text[idx + c.len_utf8()..].chars().any(|c| c != '\x1b') {
+    if visible_chars(&text)
+        .map(|(_, c)| char_width(c))
+        .sum::<usize>()
+        <= width
+    {
+        return text;
+    }
+    // Keep what fits in all but one column, then the ellipsis.
+    let mut used = 0;
+    for (idx, c) in visible_chars(&text) {
+        let w = char_width(c);
+        if used + w > width.saturating_sub(1) {
             let mut out = text[..idx].to_string();
             out.push('…');
             if color {
@@ -183,8 +182,85 @@ fn cut(text: String, width: Option<usize>, color: bool) -> String {
             }
             return out;
         }
+        used += w;
     }
     text
+}
+
+/// The characters of `text` outside ANSI SGR escapes, with their byte positions.
+fn visible_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut in_escape = false;
+    text.char_indices().filter(move |&(_, c)| {
+        if in_escape {
+            in_escape = c != 'm';
+            return false;
+        }
+        if c == '\x1b' {
+            in_escape = true;
+            return false;
+        }
+        true
+    })
+}
+
+/// Terminal columns of a character: 2 for East Asian wide and fullwidth characters (CJK,
+/// Hangul, kana, fullwidth forms, most emoji), 0 for combining marks, zero-width and control
+/// characters, 1 otherwise. A small table of the ranges that occur in wiki titles and comments,
+/// in place of a Unicode width crate.
+pub fn char_width(c: char) -> usize {
+    let cp = c as u32;
+    const ZERO: &[(u32, u32)] = &[
+        (0x0000, 0x001F),
+        (0x007F, 0x009F),
+        (0x0300, 0x036F),
+        (0x0483, 0x0489),
+        (0x0591, 0x05BD),
+        (0x0610, 0x061A),
+        (0x064B, 0x065F),
+        (0x0E31, 0x0E31),
+        (0x0E34, 0x0E3A),
+        (0x0E47, 0x0E4E),
+        (0x1AB0, 0x1AFF),
+        (0x1DC0, 0x1DFF),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x20D0, 0x20FF),
+        (0xFE00, 0xFE0F),
+        (0xFE20, 0xFE2F),
+        (0xFEFF, 0xFEFF),
+        (0xE0100, 0xE01EF),
+    ];
+    const WIDE: &[(u32, u32)] = &[
+        (0x1100, 0x115F),
+        (0x2E80, 0x303E),
+        (0x3041, 0x33FF),
+        (0x3400, 0x4DBF),
+        (0x4E00, 0x9FFF),
+        (0xA000, 0xA4CF),
+        (0xAC00, 0xD7A3),
+        (0xF900, 0xFAFF),
+        (0xFE30, 0xFE4F),
+        (0xFF00, 0xFF60),
+        (0xFFE0, 0xFFE6),
+        (0x1F300, 0x1F64F),
+        (0x1F900, 0x1F9FF),
+        (0x20000, 0x2FFFD),
+        (0x30000, 0x3FFFD),
+    ];
+    let within = |ranges: &[(u32, u32)]| ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&cp));
+    if within(ZERO) {
+        0
+    } else if within(WIDE) {
+        2
+    } else {
+        1
+    }
+}
+
+/// Terminal columns of `text` (escapes included, which take none).
+pub fn display_width(text: &str) -> usize {
+    visible_chars(text).map(|(_, c)| char_width(c)).sum()
 }
 
 /// Prints events to stdout in the chosen format.
@@ -270,6 +346,27 @@ mod tests {
             format_line(log, None, false),
             "x.org        log/block  B (bot)"
         );
+    }
+
+    #[test]
+    fn width_counts_terminal_columns() {
+        assert_eq!(display_width("abc"), 3);
+        assert_eq!(display_width("日本語"), 6);
+        assert_eq!(
+            display_width("e\u{301}"),
+            1,
+            "a combining accent takes no column"
+        );
+        assert_eq!(display_width("\x1b[33m한국\x1b[0m"), 4);
+        let ja = r#"{"meta":{"dt":"2024-11-23T09:00:00Z","domain":"ja.wikipedia.org"},"type":"edit","wiki":"jawiki","title":"東京都の地下鉄路線の一覧と歴史的な変遷について","user":"利用者","comment":"出典を追加しました。詳しくはノートページを参照してください"}"#;
+        for width in [20, 41, 60, 61] {
+            for color in [false, true] {
+                let line = format_line(ja, Some(width), color);
+                assert!(display_width(&line) <= width, "{width}: {line}");
+                assert!(display_width(&line) >= width - 1, "{width}: {line}");
+                assert!(line.contains('…'));
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ getent passwd wikistream >/dev/null
 command -v systemd-analyze >/dev/null 2>&1 ||
     { echo "deb-test: systemd-analyze missing (apt-get install systemd)" >&2; exit 1; }
 systemd-analyze verify /usr/lib/systemd/system/wikistream-archiver.service
+# The unit's sandbox must stay tight: an exposure of at most 2.0 (0 is best, 10 is none).
+exposure=$(systemd-analyze security --offline=true /usr/lib/systemd/system/wikistream-archiver.service 2>&1 |
+    sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+echo "deb-test: systemd-analyze security exposure $exposure"
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 2.0) }' ||
+    { echo "deb-test: exposure '$exposure' is over 2.0" >&2; exit 1; }
 start_serve --disconnect-every 300 --retry 20
 archive=/var/lib/wikistream-archiver/archive
 rm -rf "$archive"
