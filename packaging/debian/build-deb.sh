@@ -10,6 +10,8 @@ root=$(cd "$packaging/.." && pwd)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
+# mktemp makes 0700; the package's root directory must be 0755 like every directory in it.
+chmod 0755 "$stage"
 
 install -D -m 0755 "$binary" "$stage/usr/bin/wikistream-archiver"
 install -D -m 0644 "$packaging/systemd/wikistream-archiver.service" \
@@ -28,7 +30,7 @@ install -m 0644 "$packaging/cron/wikistream-archiver" "$doc/examples/cron/wikist
 install -D -m 0644 "$packaging/debian/lintian-overrides" \
     "$stage/usr/share/lintian/overrides/wikistream-archiver"
 
-install -d "$stage/DEBIAN"
+install -d -m 0755 "$stage/DEBIAN"
 for script in postinst prerm postrm; do
     install -m 0755 "$packaging/debian/$script" "$stage/DEBIAN/$script"
 done

@@ -8,8 +8,17 @@ dist=$(cd "${1:-dist}" && pwd)
 . "$(dirname "$0")/common.sh"
 [ "$(id -u)" = 0 ] || { echo "deb-test: needs root for dpkg -i" >&2; exit 1; }
 deb=$(ls "$dist"/wikistream-archiver_*_amd64.deb | head -n 1)
+# Every directory in the package is 0755, the root included.
+dpkg-deb -c "$deb" | awk '$1 ~ /^d/ && $1 != "drwxr-xr-x" { bad = 1; print "deb-test: mode " $1 " for " $NF } END { exit bad }'
+wants=/etc/systemd/system/multi-user.target.wants/wikistream-archiver.service
 dpkg -i "$deb"
+[ -L "$wants" ] || { echo "deb-test: the first install did not enable the unit" >&2; exit 1; }
 dpkg -i "$deb" # a second install must work too (idempotent postinst)
+# An administrator's disable survives an upgrade (systemctl disable removes this link; no
+# systemd runs here to ask).
+rm "$wants"
+dpkg -i "$deb"
+[ ! -e "$wants" ] || { echo "deb-test: the upgrade enabled the disabled unit again" >&2; exit 1; }
 test -x /usr/bin/wikistream-archiver
 test -f /usr/lib/systemd/system/wikistream-archiver.service
 test -f /etc/default/wikistream-archiver
