@@ -174,3 +174,80 @@ fn a_bad_ca_file_is_a_clear_error() {
         finished.stderr
     );
 }
+
+/// Runs the archiver against `port` for 6 events with `extra` flags and `SSL_CERT_FILE`.
+fn run_with_roots(
+    port: u16,
+    dir: &std::path::Path,
+    extra: &[&str],
+    cert_file: Option<&std::path::Path>,
+) -> util::Finished {
+    let mut cmd = util::command();
+    cmd.args([
+        "--url",
+        &format!("https://localhost:{port}/v2/stream/tls"),
+        "--output-dir",
+    ])
+    .arg(dir.join(format!("archive-{}", extra.len())))
+    .args(["--max-events", "6"])
+    .args(extra);
+    match cert_file {
+        Some(path) => cmd.env("SSL_CERT_FILE", path),
+        None => cmd.env_remove("SSL_CERT_FILE"),
+    };
+    let running = Running::start(cmd, dir, "roots");
+    // A server it cannot verify is retried for ever: stop it once it says so.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < until {
+        let log = running.stderr();
+        if log.contains("certificate") && log.contains("reconnecting") {
+            running.signal("TERM");
+            break;
+        }
+        if log.contains("6 events (--max-events)") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.wait(Duration::from_secs(20))
+}
+
+#[test]
+fn trust_comes_from_ca_file_then_ssl_cert_file_then_the_system_then_the_bundle() {
+    let (ca_pem, config) = make_pki();
+    let port = serve_tls(config);
+    let dir = util::temp_dir();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("writing CA");
+    let missing = dir.path().join("missing.pem");
+    let ca = ca_file.to_str().expect("utf-8");
+
+    // SSL_CERT_FILE names the test CA: trusted without --ca-file.
+    let finished = run_with_roots(port, dir.path(), &[], Some(&ca_file));
+    finished.expect(
+        0,
+        &["CA certificates from SSL_CERT_FILE", "archived 6 events"],
+    );
+
+    // --ca-file wins over an unusable SSL_CERT_FILE.
+    let finished = run_with_roots(port, dir.path(), &["--ca-file", ca], Some(&missing));
+    finished.expect(0, &["from --ca-file", "archived 6 events"]);
+
+    // An unusable SSL_CERT_FILE falls back to the bundled roots, which do not know the test CA.
+    let finished = run_with_roots(port, dir.path(), &["-v"], Some(&missing));
+    finished.expect(0, &["Mozilla roots built into this binary", "certificate"]);
+    assert!(
+        !finished.stderr.contains("archived 6 events"),
+        "{}",
+        finished.stderr
+    );
+
+    // By default, the system bundle where there is one.
+    let finished = run_with_roots(port, dir.path(), &["-v", "-v"], None);
+    let system = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let expected = match system.exists() {
+        true => "from the system bundle /etc/ssl/certs/ca-certificates.crt",
+        false => "Mozilla roots built into this binary",
+    };
+    finished.expect(0, &[expected, "certificate"]);
+}

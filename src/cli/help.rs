@@ -31,7 +31,8 @@ RUN OPTIONS:
     --user-agent UA         User-Agent header; put your contact here, as Wikimedia asks
                             [default: wikistream-archiver/VERSION (+https://github.com/wikistream-archiver)]
     --ca-file PEM           trust only the CA certificates in PEM (private servers)
-                            [default: the bundled Mozilla root store]
+                            [default: SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt,
+                            else the Mozilla roots built in]
     --idle-timeout SECS     reconnect when no byte arrives for SECS seconds [default: {idle_timeout}]
     --max-events N          exit after archiving N events [default: unlimited]
     --max-event-bytes N     events larger than N bytes go to the rejects file [default: {max_event_bytes}]

@@ -158,34 +158,17 @@ impl Client {
             .timeout_recv_body(None)
             // Each connection is one long response; reusing it is never useful.
             .max_idle_connections(0);
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path).map_err(|e| Error::CaFile {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
-            let mut certs = Vec::new();
-            for item in ureq::tls::parse_pem(&pem) {
-                match item {
-                    Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return Err(Error::CaFile {
-                            path: path.into(),
-                            message: e.to_string(),
-                        });
-                    }
-                }
+        match trust_roots(ca_file)? {
+            Roots::Certs(certs, source) => {
+                log::info!("trusting {} CA certificates from {source}", certs.len());
+                let tls = ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build();
+                config = config.tls_config(tls);
             }
-            if certs.is_empty() {
-                return Err(Error::CaFile {
-                    path: path.into(),
-                    message: "no PEM certificate found".into(),
-                });
+            Roots::Bundled(why) => {
+                log::info!("trusting the Mozilla roots built into this binary ({why})");
             }
-            let tls = ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                .build();
-            config = config.tls_config(tls);
         }
         let streaming = Arc::new(AtomicBool::new(false));
         let connector = PollingConnector {
@@ -290,6 +273,59 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     let now = time::OffsetDateTime::from(now);
     let wait = date - now;
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// Debian's (and most distributions') bundle of the system's trusted CAs, kept current by the
+/// `ca-certificates` package.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Which CA certificates verify servers.
+enum Roots {
+    /// These, read from the named source.
+    Certs(Vec<ureq::tls::Certificate<'static>>, String),
+    /// The webpki roots compiled in, and why.
+    Bundled(String),
+}
+
+/// `--ca-file` if given (an error if unusable); else `SSL_CERT_FILE` if set, else the system
+/// bundle, when they can be read; else the bundled roots. The system bundle is updated by the
+/// operating system for years after this binary was built.
+fn trust_roots(ca_file: Option<&std::path::Path>) -> Result<Roots, Error> {
+    if let Some(path) = ca_file {
+        let certs = read_certs(path).map_err(|message| Error::CaFile {
+            path: path.into(),
+            message,
+        })?;
+        return Ok(Roots::Certs(certs, format!("--ca-file {}", path.display())));
+    }
+    let (path, source) = match std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), "SSL_CERT_FILE"),
+        None => (PathBuf::from(SYSTEM_CA_BUNDLE), "the system bundle"),
+    };
+    match read_certs(&path) {
+        Ok(certs) => Ok(Roots::Certs(certs, format!("{source} {}", path.display()))),
+        Err(message) => Ok(Roots::Bundled(format!(
+            "{source} {} is not usable: {message}",
+            path.display()
+        ))),
+    }
+}
+
+/// The certificates of a PEM file; an error says why there are none.
+fn read_certs(path: &std::path::Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(certs)
 }
 
 /// `url` with `since=` added when asked for.
