@@ -36,8 +36,8 @@ fn main() -> std::process::ExitCode {
         timestamps: false,
     };
     let result: Result<(), Box<dyn std::error::Error>> = match command {
-        Command::Help => {
-            print!("{}", cli::help());
+        Command::Help(topic) => {
+            print!("{}", cli::help_for(topic));
             Ok(())
         }
         Command::Version => {

@@ -24,19 +24,50 @@ fn help_documents_every_run_flag_and_exits_0() {
         "--keep-canary",
         "--max-event-bytes",
         "--ca-file",
-        "--disconnect-every",
-        "--cut-mid-event",
-        "--stall-after",
-        "--status-first",
-        "--rate",
         "[default: 120]",
         "[default: 6]",
+        "help tail|cat|verify|parse|serve",
     ] {
         assert!(
             finished.stdout.contains(flag),
             "--help does not mention {flag}"
         );
     }
+    assert!(
+        !finished.stdout.contains("--disconnect-every"),
+        "serve's flags are in its own help"
+    );
+    // Each subcommand's help shows its own flags, whichever way it is asked for.
+    for args in [&["serve", "--help"][..], &["help", "serve"][..]] {
+        let finished = util::run_binary(args, dir.path(), TIMEOUT);
+        finished.expect(0, &[]);
+        for flag in [
+            "--disconnect-every",
+            "--cut-mid-event",
+            "--stall-after",
+            "--status-first",
+            "--rate",
+        ] {
+            assert!(
+                finished.stdout.contains(flag),
+                "{args:?} does not mention {flag}"
+            );
+        }
+        assert!(
+            !finished.stdout.contains("--output-dir"),
+            "{args:?}: {}",
+            finished.stdout
+        );
+    }
+    let finished = util::run_binary(&["verify", "--help"], dir.path(), TIMEOUT);
+    assert!(finished.stdout.contains("--offset-slack") && !finished.stdout.contains("--stream"));
+}
+
+#[test]
+fn a_typo_gets_the_closest_flag() {
+    let dir = util::temp_dir();
+    let finished = util::run_binary(&["--outptu-dir", "x"], dir.path(), TIMEOUT);
+    finished.expect(2, &["'--outptu-dir'", "did you mean '--output-dir'?"]);
 }
 
 #[test]

@@ -4,8 +4,82 @@
 
 use crate::config::defaults as d;
 
-/// The help text, with every default stated from `config::defaults`. An integration test checks
-/// that every flag the parser accepts is listed here.
+/// What a help request is about: the program (and `run`), or one subcommand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Run,
+    Tail,
+    Cat,
+    Verify,
+    Parse,
+    Serve,
+}
+
+impl Topic {
+    /// The subcommand named `word`.
+    pub fn of(word: &str) -> Option<Topic> {
+        Some(match word {
+            "run" => Topic::Run,
+            "tail" => Topic::Tail,
+            "cat" => Topic::Cat,
+            "verify" => Topic::Verify,
+            "parse" => Topic::Parse,
+            "serve" => Topic::Serve,
+            _ => return None,
+        })
+    }
+
+    /// The sections of the full text that make up this topic's help.
+    fn sections(self) -> &'static [&'static str] {
+        match self {
+            Topic::Run => &["USAGE", "RUN OPTIONS", "FILTERS", "EXIT CODES"],
+            Topic::Tail => &["TAIL", "FILTERS", "EXIT CODES"],
+            Topic::Cat => &["CAT", "FILTERS", "EXIT CODES"],
+            Topic::Verify => &["VERIFY", "EXIT CODES"],
+            Topic::Parse => &["PARSE", "EXIT CODES"],
+            Topic::Serve => &["SERVE OPTIONS", "EXIT CODES"],
+        }
+    }
+}
+
+/// The help for `topic`: `None` (`--help`) lists the subcommands and the flags of `run`, the
+/// default; a subcommand's shows only its own usage, flags and defaults.
+pub fn help_for(topic: Option<Topic>) -> String {
+    let full = help();
+    let mut sections = full.split("\n\n");
+    let title = sections.next().unwrap_or_default();
+    let sections: Vec<&str> = sections.collect();
+    let mut out = format!("{title}\n");
+    for wanted in topic.unwrap_or(Topic::Run).sections() {
+        if let Some(section) = sections.iter().find(|s| s.starts_with(wanted)) {
+            out.push('\n');
+            out.push_str(section.trim_end());
+            out.push('\n');
+        }
+    }
+    if topic.is_none() {
+        out.push_str(
+            "\nMore: wikistream-archiver help tail|cat|verify|parse|serve (or SUBCOMMAND --help)\n",
+        );
+    }
+    out
+}
+
+/// The long flags a topic's help lists (for suggestions on a typo).
+pub fn flags_of(topic: Topic) -> Vec<String> {
+    let text = help_for(Some(topic));
+    let mut flags: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_lowercase() || c == '-' || c == '_'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(String::from)
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+/// The whole help text, every section, with every default stated from `config::defaults`.
+/// A test checks that every flag the parser accepts is listed here.
 pub fn help() -> String {
     format!(
         "\

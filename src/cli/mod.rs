@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
-pub use self::help::help;
+pub use self::help::{Topic, flags_of, help, help_for};
 
 /// The parsed command line: which subcommand, with its raw values.
 #[derive(Debug)]
@@ -24,7 +24,8 @@ pub enum Command {
     Verify(VerifyArgs),
     Parse(ParseArgs),
     Serve(ServeArgs),
-    Help,
+    /// `--help`, `SUB --help` or `help [SUB]`.
+    Help(Option<Topic>),
     Version,
 }
 
@@ -175,8 +176,14 @@ fn run_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
     let mut n_run_flags = 0;
     while let Some(arg) = parser.next()? {
         let archiving = mode != Mode::Tail;
+        let topic = match mode {
+            Mode::Tail => Topic::Tail,
+            Mode::Implicit | Mode::Run => Topic::Run,
+        };
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('h') | Long("help") => {
+                return Ok(Command::Help((mode != Mode::Implicit).then_some(topic)));
+            }
             Short('V') | Long("version") if mode == Mode::Implicit => return Ok(Command::Version),
             Value(word) if mode == Mode::Implicit => {
                 match word.to_str() {
@@ -195,6 +202,7 @@ fn run_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
                     Some("verify") => return verify_cmd(parser),
                     Some("parse") => return parse_cmd(parser),
                     Some("serve") => return serve_cmd(parser),
+                    Some("help") => return help_cmd(parser),
                     _ => {
                         return Err(Error::usage(format!(
                             "unknown subcommand '{}'",
@@ -242,7 +250,7 @@ fn run_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
             Long("tee") if archiving => raw.tee = true,
             other => match FilterFlag::of(&other, false) {
                 Some(flag) => raw.filter.take(flag, parser)?,
-                None => return Err(other.unexpected().into()),
+                None => return Err(unexpected(other, topic)),
             },
         }
         n_run_flags += 1;
@@ -317,12 +325,12 @@ fn cat_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
     let mut raw = CatArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('h') | Long("help") => return Ok(Command::Help(Some(Topic::Cat))),
             Long("count") => raw.count = true,
             Value(path) => raw.paths.push(PathBuf::from(path)),
             other => match FilterFlag::of(&other, true) {
                 Some(flag) => raw.filter.take(flag, parser)?,
-                None => return Err(other.unexpected().into()),
+                None => return Err(unexpected(other, Topic::Cat)),
             },
         }
     }
@@ -333,12 +341,12 @@ fn verify_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
     let mut raw = VerifyArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('h') | Long("help") => return Ok(Command::Help(Some(Topic::Verify))),
             Long("gap") => raw.gap = Some(parser.value()?),
             Long("offset-slack") => raw.offset_slack = Some(parser.value()?),
             Long("json") => raw.json = true,
             Value(path) if raw.dir.is_none() => raw.dir = Some(PathBuf::from(path)),
-            other => return Err(other.unexpected().into()),
+            other => return Err(unexpected(other, Topic::Verify)),
         }
     }
     Ok(Command::Verify(raw))
@@ -348,9 +356,9 @@ fn parse_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
     let mut raw = ParseArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('h') | Long("help") => return Ok(Command::Help(Some(Topic::Parse))),
             Value(path) if raw.input.is_none() => raw.input = Some(PathBuf::from(path)),
-            other => return Err(other.unexpected().into()),
+            other => return Err(unexpected(other, Topic::Parse)),
         }
     }
     Ok(Command::Parse(raw))
@@ -360,7 +368,7 @@ fn serve_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
     let mut raw = ServeArgs::default();
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('h') | Long("help") => return Ok(Command::Help(Some(Topic::Serve))),
             Long("input") => raw.inputs.push(PathBuf::from(parser.value()?)),
             Long("addr") => raw.addr = Some(parser.value()?),
             Long("port") => raw.port = Some(parser.value()?),
@@ -380,10 +388,77 @@ fn serve_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
             Long("keepalive") => raw.keepalive = Some(parser.value()?),
             Short('v') | Long("verbose") => raw.verbosity += 1,
             Short('q') | Long("quiet") => raw.verbosity -= 1,
-            other => return Err(other.unexpected().into()),
+            other => return Err(unexpected(other, Topic::Serve)),
         }
     }
     Ok(Command::Serve(raw))
+}
+
+/// `help [SUBCOMMAND]`.
+fn help_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
+    let Some(arg) = parser.next()? else {
+        return Ok(Command::Help(None));
+    };
+    let topic = match arg {
+        Value(word) => word.to_str().and_then(Topic::of).ok_or_else(|| {
+            Error::usage(format!(
+                "unknown subcommand '{}' (run, tail, cat, verify, parse or serve)",
+                word.to_string_lossy()
+            ))
+        })?,
+        other => return Err(other.unexpected().into()),
+    };
+    if let Some(extra) = parser.next()? {
+        return Err(extra.unexpected().into());
+    }
+    Ok(Command::Help(Some(topic)))
+}
+
+/// The error for an argument `topic` does not take, with the closest flag it does take when
+/// the argument looks like a typo of one.
+fn unexpected(arg: lexopt::Arg<'_>, topic: Topic) -> Error {
+    let suggestion = match &arg {
+        Long(name) => closest(&format!("--{name}"), &flags_of(topic)),
+        _ => None,
+    };
+    let Error(message) = Error::from(arg.unexpected());
+    match suggestion {
+        Some(flag) => Error(format!("{message}; did you mean '{flag}'?")),
+        None => Error(message),
+    }
+}
+
+/// The candidate nearest to `word` by edit distance, if near enough to be a typo: at most two
+/// edits, or a quarter of the word's length for long ones.
+fn closest(word: &str, candidates: &[String]) -> Option<String> {
+    let limit = (word.chars().count() / 4).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, c)| c.clone())
+}
+
+/// Levenshtein distance, counting an adjacent transposition as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![(0..=b.len()).collect::<Vec<usize>>()];
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (rows[i - 1][j] + 1)
+                .min(row[j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(rows[i - 2][j - 2] + 1);
+            }
+        }
+        rows.push(row);
+    }
+    rows[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -459,6 +534,67 @@ mod tests {
             assert!(message.contains(needle), "{args:?}: {message}");
             assert!(message.contains("--help"), "{args:?}: {message}");
         }
+    }
+
+    #[test]
+    fn typos_get_the_closest_flag_of_their_subcommand() {
+        let message = parse(&["--outptu-dir", "x"]).expect_err("typo").to_string();
+        assert!(
+            message.contains("did you mean '--output-dir'?"),
+            "{message}"
+        );
+        let message = parse(&["serve", "--inptu", "x"])
+            .expect_err("typo")
+            .to_string();
+        assert!(message.contains("did you mean '--input'?"), "{message}");
+        // tail does not take --output-dir, so it is not offered there.
+        let message = parse(&["tail", "--outptu-dir", "x"])
+            .expect_err("typo")
+            .to_string();
+        assert!(!message.contains("--output-dir'?"), "{message}");
+        let message = parse(&["--frobnicate"]).expect_err("unknown").to_string();
+        assert!(!message.contains("did you mean"), "{message}");
+        assert_eq!(
+            edit_distance("--outptu-dir", "--output-dir"),
+            1,
+            "a transposition is one edit"
+        );
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("", "ab"), 2);
+    }
+
+    #[test]
+    fn help_is_per_subcommand() {
+        for (args, topic) in [
+            (&["--help"][..], None),
+            (&["help"][..], None),
+            (&["run", "--help"][..], Some(Topic::Run)),
+            (&["help", "serve"][..], Some(Topic::Serve)),
+            (&["serve", "--help"][..], Some(Topic::Serve)),
+            (&["tail", "-h"][..], Some(Topic::Tail)),
+            (&["help", "verify"][..], Some(Topic::Verify)),
+            (&["cat", "--help"][..], Some(Topic::Cat)),
+        ] {
+            match parse(args) {
+                Ok(Command::Help(got)) => assert_eq!(got, topic, "{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(parse(&["help", "frobnicate"]).is_err());
+        let serve = help_for(Some(Topic::Serve));
+        assert!(
+            serve.contains("--disconnect-every") && !serve.contains("--output-dir"),
+            "{serve}"
+        );
+        let top = help_for(None);
+        assert!(
+            top.contains("--output-dir") && top.contains("help tail") && !top.contains("--chaos")
+        );
+        let verify = flags_of(Topic::Verify);
+        assert!(
+            verify.contains(&"--offset-slack".to_string())
+                && !verify.contains(&"--stream".to_string())
+        );
     }
 
     #[test]

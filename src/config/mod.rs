@@ -31,7 +31,8 @@ pub enum Command {
     Verify(verify::Config),
     Parse(parse::Config),
     Serve(serve::Config, Logging),
-    Help,
+    /// The help of one subcommand, or of the program.
+    Help(Option<cli::Topic>),
     Version,
 }
 
@@ -64,7 +65,7 @@ pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<C
             };
             Command::Serve(serve_config(raw)?, logging)
         }
-        cli::Command::Help => Command::Help,
+        cli::Command::Help(topic) => Command::Help(topic),
         cli::Command::Version => Command::Version,
     })
 }
