@@ -20,7 +20,7 @@ OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean \
 	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz \
-	interop e2e
+	interop e2e man
 
 all: build
 
@@ -60,6 +60,10 @@ install: build
 clean:
 	$(CARGO) clean
 	rm -rf demo-archive dist
+
+# The man page from the help text (a unit test fails when they disagree).
+man: build
+	python3 packaging/man/generate.py $(OUT_DIR)/$(BIN) > packaging/man/wikistream-archiver.1
 
 # Third-party clients against `serve` (pinned: tests/interop/requirements.txt, tests/js/).
 interop:

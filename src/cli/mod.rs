@@ -597,6 +597,39 @@ mod tests {
         );
     }
 
+    /// Long flags named in `text`.
+    fn long_flags(text: &str) -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_lowercase() || c == '-' || c == '_'))
+            .filter(|w| w.starts_with("--") && w.len() > 2 && !w.starts_with("---"))
+            .map(|w| w.trim_end_matches('-').to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_man_page_lists_exactly_the_flags_of_the_help() {
+        let man = include_str!("../../packaging/man/wikistream-archiver.1").replace("\\-", "-");
+        let in_help = long_flags(&help());
+        let in_man = long_flags(&man);
+        let missing: Vec<_> = in_help.difference(&in_man).collect();
+        let extra: Vec<_> = in_man.difference(&in_help).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "regenerate it (make man): missing from the man page {missing:?}, not in --help {extra:?}"
+        );
+        assert!(in_help.len() > 60, "{} flags", in_help.len());
+        for section in [
+            "EXIT STATUS",
+            "FILES",
+            "EXAMPLES",
+            "SERVE OPTIONS",
+            "VERIFY",
+            "CAT",
+            "TAIL",
+        ] {
+            assert!(man.contains(&format!(".SH {section}")), "{section}");
+        }
+    }
+
     #[test]
     fn help_lists_every_long_flag_in_this_file() {
         // Every `Long("…")` pattern accepted above must be documented in the help.

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Writes packaging/man/wikistream-archiver.1 from the binary's own help text (`help SUB` for
+each subcommand), so the man page lists exactly the flags --help does; a unit test in
+src/cli checks the two agree. Run by `make man` after changing a flag.
+
+Usage: generate.py BINARY > packaging/man/wikistream-archiver.1
+"""
+import re
+import subprocess
+import sys
+
+binary = sys.argv[1]
+version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split()[-1]
+
+
+def roff(text):
+    return text.replace("\\", "\\e").replace("-", "\\-")
+
+
+def section_lines(topic, name):
+    text = subprocess.run([binary, "help", topic], capture_output=True, text=True).stdout
+    for block in text.split("\n\n"):
+        if block.startswith(name):
+            return block.splitlines()[1:]
+    raise SystemExit(f"no {name} in help {topic}")
+
+
+def options(lines):
+    """Flag entries (`    --flag ARG   text`, continued by deeper lines) as roff .TP items."""
+    out = []
+    for line in lines:
+        entry = re.match(r"^    ((?:-\w, )?--?[\w-]+(?: [^ ]+)?)(?: +(.*))?$", line)
+        if entry and line.startswith("    -"):
+            out.append(".TP")
+            out.append(".B " + roff(entry.group(1)))
+            if entry.group(2):
+                out.append(roff(entry.group(2)))
+        else:
+            out.append(roff(line.strip()))
+    return out
+
+
+print(f'.TH WIKISTREAM-ARCHIVER 1 "2026-12-01" "wikistream-archiver {version}" "User Commands"')
+print(""".SH NAME
+wikistream-archiver \\- archive Wikimedia EventStreams as rotating gzip NDJSON files
+.SH SYNOPSIS
+.B wikistream-archiver
+.RB [ run ]
+.RI [ options ]
+.br
+.B wikistream-archiver tail
+.RI [ options ]
+.br
+.B wikistream-archiver cat
+.RI [ options "] [" path ...]
+.br
+.B wikistream-archiver verify
+.RI [ options ] " dir"
+.br
+.B wikistream-archiver parse
+.RI [ file ]
+.br
+.B wikistream-archiver serve \\-\\-input
+.IR path " ..."
+.RI [ options ]
+.br
+.B wikistream-archiver help
+.RI [ subcommand ]
+.br
+.B wikistream-archiver \\-\\-version
+|
+.B \\-\\-help
+.SH DESCRIPTION
+.B wikistream-archiver
+keeps one HTTPS connection to a Wikimedia EventStreams stream (for example
+.IR recentchange ),
+reconnects with
+.B Last-Event-ID
+whenever the server drops it, and writes the
+.B data
+JSON of every event, verbatim, one per line, into gzip files.
+Events that cannot be archived go to a rejects file; canary events and duplicates are counted
+and dropped.
+Every few seconds the open files are made durable and a checkpoint records where to resume,
+so a crash, a reboot or a full disk loses and duplicates nothing.""")
+for title, topic, name in [
+    ("RUN OPTIONS", "run", "RUN OPTIONS"),
+    ("FILTERS", "run", "FILTERS"),
+    ("TAIL", "tail", "TAIL"),
+    ("CAT", "cat", "CAT"),
+    ("VERIFY", "verify", "VERIFY"),
+    ("PARSE", "parse", "PARSE"),
+    ("SERVE OPTIONS", "serve", "SERVE OPTIONS"),
+]:
+    print(f".SH {title}")
+    print("\n".join(options(section_lines(topic, name))))
+print(""".SH EXIT STATUS
+.TP
+.B 0
+success (also after SIGTERM or SIGINT, and for verify: no damage found)
+.TP
+.B 1
+runtime failure (the first connection was refused, the directory is unusable, the checkpoint
+is unreadable; verify: a damaged file or a duplicated event)
+.TP
+.B 2
+usage error (a wrong flag or value)
+.TP
+.B 75
+another wikistream\\-archiver holds the output directory
+.SH FILES
+.TP
+.I DIR/checkpoint.json
+where to resume, rewritten every checkpoint; a file of another format version is refused
+.TP
+.I DIR/.lock
+the one\\-writer lock (holds the pid)
+.TP
+.I DIR/_damaged/
+bytes recovery could not read, kept rather than deleted
+.TP
+.I /etc/default/wikistream\\-archiver
+settings of the packaged systemd unit, runit service and cron line
+.TP
+.I /var/lib/wikistream\\-archiver/archive
+the packaged service's archive
+.SH ENVIRONMENT
+.TP
+.B RUST_LOG
+log filter (overrides \\-v and \\-q)
+.TP
+.B SSL_CERT_FILE
+CA bundle to trust instead of /etc/ssl/certs/ca\\-certificates.crt
+.TP
+.B JOURNAL_STREAM
+set by systemd; when it names stderr, log lines carry their syslog priority
+.TP
+.B NO_COLOR
+no colour in tail output
+.SH EXAMPLES
+Archive recentchange into ./archive, with health on port 9110:
+.PP
+.RS
+wikistream\\-archiver \\-\\-user\\-agent "mybot/1 (me@example.org)" \\-\\-status\\-port 9110
+.RE
+.PP
+Count yesterday's events, then check the archive:
+.PP
+.RS
+wikistream\\-archiver cat \\-\\-from 2025\\-01\\-30T00:00:00Z \\-\\-to 2025\\-01\\-31T00:00:00Z \\-\\-count archive
+.br
+wikistream\\-archiver verify archive
+.RE
+.PP
+Replay an archive for a client written for EventStreams:
+.PP
+.RS
+wikistream\\-archiver serve \\-\\-input archive \\-\\-port 8092
+.RE
+.SH SEE ALSO
+.BR journalctl (1),
+.BR systemd.exec (5)""")
