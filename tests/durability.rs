@@ -676,11 +676,12 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
     let status: serde_json::Value = serde_json::from_str(&status).expect("/status is JSON");
     assert_eq!(status["events_archived"], events.len(), "{status}");
     let (_, metrics) = util::http(health_port, "GET", "/metrics");
-    let line = format!(
-        "wikistream_events_archived_total{{stream=\"mediawiki.recentchange\"}} {}\n",
-        events.len()
+    let archived = util::metric_sum(
+        &metrics,
+        "wikistream_events_archived_total",
+        "stream=\"mediawiki.recentchange\"",
     );
-    assert!(metrics.contains(&line), "{metrics}");
+    assert_eq!(archived, events.len() as u64, "{metrics}");
     running.signal("TERM");
     let finished = running.wait(Duration::from_secs(10));
     serve.stop();

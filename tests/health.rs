@@ -56,13 +56,25 @@ fn check_metrics_status_and_errors() {
         metrics.contains("# TYPE wikistream_events_archived_total counter"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("wikistream_events_archived_total{stream=\"mediawiki.recentchange\"} 149"),
+    let on_stream = "stream=\"mediawiki.recentchange\"";
+    assert_eq!(
+        util::metric_sum(&metrics, "wikistream_events_archived_total", on_stream),
+        149,
         "{metrics}"
     );
     assert!(
-        metrics.contains("wikistream_events_archived_by_type_total{type=\"edit\"}"),
+        metrics.contains(
+            "wikistream_events_archived_total{stream=\"mediawiki.recentchange\",type=\"edit\"}"
+        ),
         "{metrics}"
+    );
+    assert!(
+        metrics.contains("process_resident_memory_bytes "),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("wikistream_last_checkpoint_timestamp_seconds 0\n"),
+        "a checkpoint was written: {metrics}"
     );
     assert!(metrics.contains("wikistream_canaries_total 1"), "{metrics}");
     assert!(metrics.contains("wikistream_connected 1"), "{metrics}");

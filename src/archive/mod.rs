@@ -113,6 +113,8 @@ pub struct Archive {
     n_checkpoints: u64,
     /// Checkpoints written since the archive was opened.
     n_checkpoints_total: u64,
+    /// Files deleted by retention since `take_deletion_count` last asked.
+    n_deleted: u64,
 }
 
 impl Archive {
@@ -132,6 +134,7 @@ impl Archive {
             completed_bytes: 0,
             n_checkpoints: 0,
             n_checkpoints_total: 0,
+            n_deleted: 0,
         };
         let listed: HashSet<String> = saved
             .iter()
@@ -312,6 +315,11 @@ impl Archive {
         self.n_checkpoints_total
     }
 
+    /// How many files retention deleted since the last call.
+    pub fn take_deletion_count(&mut self) -> u64 {
+        std::mem::take(&mut self.n_deleted)
+    }
+
     /// How many checkpoints were written since the last call.
     pub fn take_checkpoint_count(&mut self) -> u64 {
         std::mem::take(&mut self.n_checkpoints)
@@ -377,6 +385,7 @@ impl Archive {
         for name in retention::select(&policy, &completed, now) {
             let path = dir.join(&name);
             fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
+            self.n_deleted += 1;
             log::info!(
                 "deleted {} (--keep-days / --max-archive-bytes)",
                 path.display()

@@ -80,7 +80,7 @@ pub fn respond(
         "/metrics" => Reply {
             code: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: metrics(stats, now_ms),
+            body: metrics(stats, now_ms, Process::read().as_ref()),
         },
         _ => Reply {
             code: 200,
@@ -149,8 +149,66 @@ fn plain(value: impl ToString) -> Vec<(String, String)> {
     vec![(String::new(), value.to_string())]
 }
 
-/// The Prometheus text format 0.0.4: every counter of `Stats::counters`, then the gauges.
-pub fn metrics(stats: &Stats, now_ms: i64) -> String {
+/// What Prometheus clients export as `process_*`, read from `/proc/self`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Process {
+    pub resident_bytes: u64,
+    pub cpu_seconds: f64,
+    pub open_fds: u64,
+    pub max_fds: Option<u64>,
+}
+
+/// Linux reports CPU times in clock ticks of 1/100 s on every architecture we build for
+/// (USER_HZ); reading sysconf would need unsafe code.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Process {
+    /// This process's figures, or `None` without `/proc`.
+    pub fn read() -> Option<Process> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let rss_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|limits| {
+                limits
+                    .lines()
+                    .find(|l| l.starts_with("Max open files"))?
+                    .split_whitespace()
+                    .nth(3)?
+                    .parse()
+                    .ok()
+            });
+        Some(Process {
+            resident_bytes: rss_kb * 1024,
+            cpu_seconds: ticks as f64 / TICKS_PER_SECOND,
+            open_fds,
+            max_fds,
+        })
+    }
+}
+
+/// One metric family without the `wikistream_` prefix (the `process_*` convention).
+fn process_family(out: &mut String, name: &str, kind: &str, help: &str, value: String) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The Prometheus text format 0.0.4: every counter of `Stats::counters`, the gauges, and the
+/// `process_*` family every official client exports.
+pub fn metrics(stats: &Stats, now_ms: i64, process: Option<&Process>) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::with_capacity(4096);
     for counter in stats.counters() {
@@ -159,6 +217,15 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
             Samples::Labelled(key, pairs) => pairs
                 .iter()
                 .map(|(value, n)| (label(key, value), n.to_string()))
+                .collect(),
+            Samples::Cross(key_a, key_b, triples) => triples
+                .iter()
+                .map(|(a, b, n)| {
+                    let (la, lb) = (label(key_a, a), label(key_b, b));
+                    // `{a="x"}` and `{b="y"}` make `{a="x",b="y"}`.
+                    let labels = format!("{},{}", &la[..la.len() - 1], &lb[1..]);
+                    (labels, n.to_string())
+                })
                 .collect(),
         };
         family(&mut out, counter.metric, "counter", counter.help, &samples);
@@ -192,6 +259,52 @@ pub fn metrics(stats: &Stats, now_ms: i64) -> String {
         "Compressed size of the open archive file.",
         &plain(stats.open_file_bytes.load(Relaxed)),
     );
+    family(
+        &mut out,
+        "last_checkpoint_timestamp_seconds",
+        "gauge",
+        "When the last checkpoint was written (Unix time); 0 before the first.",
+        &plain(seconds(stats.last_checkpoint_ms.load(Relaxed))),
+    );
+    if let Some(p) = process {
+        process_family(
+            &mut out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes.to_string(),
+        );
+        process_family(
+            &mut out,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds.to_string(),
+        );
+        process_family(
+            &mut out,
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch in seconds.",
+            seconds(stats.started_at_ms.load(Relaxed)).to_string(),
+        );
+        process_family(
+            &mut out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds.to_string(),
+        );
+        if let Some(max) = p.max_fds {
+            process_family(
+                &mut out,
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                max.to_string(),
+            );
+        }
+    }
     family(
         &mut out,
         "build_info",
@@ -273,6 +386,22 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
                 .map(|(k, n)| (k, n.into()))
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
+            Samples::Cross(key_a, key_b, triples) => {
+                // One object of sums per key: `events_archived_by_stream`, `…_by_type`.
+                for (key, pick) in [(key_a, 0), (key_b, 1)] {
+                    let mut sums = serde_json::Map::new();
+                    for (a, b, n) in &triples {
+                        let name = if pick == 0 { a } else { b };
+                        let total = sums
+                            .get(name)
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0);
+                        sums.insert(name.clone(), (total + n).into());
+                    }
+                    document[format!("{}_by_{key}", counter.status)] = sums.into();
+                }
+                continue;
+            }
         };
         document[counter.status] = value;
     }
@@ -323,17 +452,26 @@ mod tests {
     #[test]
     fn metrics_have_help_type_and_labels() {
         let stats = Stats::default();
-        stats.archived_by_stream.add("mediawiki.recentchange");
-        stats.archived_by_type.add(crate::event::EventType::Edit);
+        stats
+            .archived_by_stream
+            .add("mediawiki.recentchange", crate::event::EventType::Edit);
         stats.rejects.add(crate::event::RejectReason::Oversize);
-        let text = metrics(&stats, 0);
+        let process = Process {
+            resident_bytes: 4 << 20,
+            cpu_seconds: 1.5,
+            open_fds: 9,
+            max_fds: Some(1024),
+        };
+        let text = metrics(&stats, 0, Some(&process));
         assert!(text.contains("# TYPE wikistream_events_archived_total counter\n"));
-        assert!(
-            text.contains(
-                "wikistream_events_archived_total{stream=\"mediawiki.recentchange\"} 1\n"
-            )
-        );
-        assert!(text.contains("wikistream_events_archived_by_type_total{type=\"edit\"} 1\n"));
+        assert!(text.contains(
+            "wikistream_events_archived_total{stream=\"mediawiki.recentchange\",type=\"edit\"} 1\n"
+        ));
+        assert!(text.contains("process_resident_memory_bytes 4194304\n"));
+        assert!(text.contains("process_open_fds 9\n"));
+        assert!(text.contains("# TYPE wikistream_received_bytes_total counter\n"));
+        assert!(text.contains("wikistream_last_checkpoint_timestamp_seconds 0\n"));
+        assert!(Process::read().is_some_and(|p| p.resident_bytes > 0 && p.open_fds > 0));
         assert!(text.contains("wikistream_rejects_total{reason=\"oversize\"} 1\n"));
         assert!(text.contains("wikistream_build_info{version=\""));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -258,7 +258,11 @@ impl Session {
         if n_checkpoints > 0 {
             Stats::add(&stats.checkpoints, n_checkpoints);
             stats.write_error_since.store(0, Ordering::Relaxed);
+            stats
+                .last_checkpoint_ms
+                .store(unix_ms(self.clock.now()), Ordering::Relaxed);
         }
+        Stats::add(&stats.retention_deletions, archive.take_deletion_count());
     }
 
     /// Acts on one parsed item.

@@ -72,40 +72,41 @@ impl<R: Label> Labelled<R> {
     }
 }
 
-/// Counters for the first `STREAM_SLOTS` stream names seen, plus `other`.
+/// Counters per event type for the first `STREAM_SLOTS` stream names seen, plus `other`.
 #[derive(Debug)]
 pub struct PerStream {
     names: [OnceLock<String>; STREAM_SLOTS],
-    counts: [AtomicU64; STREAM_SLOTS],
-    other: AtomicU64,
+    counts: [[AtomicU64; N_TYPES]; STREAM_SLOTS],
+    other: [AtomicU64; N_TYPES],
 }
 
 impl PerStream {
     pub(super) fn new() -> PerStream {
         PerStream {
             names: [const { OnceLock::new() }; STREAM_SLOTS],
-            counts: [const { AtomicU64::new(0) }; STREAM_SLOTS],
-            other: AtomicU64::new(0),
+            counts: [const { [const { AtomicU64::new(0) }; N_TYPES] }; STREAM_SLOTS],
+            other: [const { AtomicU64::new(0) }; N_TYPES],
         }
     }
 
-    /// Adds one to the counter of `stream`.
-    pub fn add(&self, stream: &str) {
-        self.slot(stream).fetch_add(1, Ordering::Relaxed);
+    /// Adds one to the counter of `stream` and `kind`.
+    pub fn add(&self, stream: &str, kind: EventType) {
+        self.slot(stream)[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Takes `n` back from the counter of `stream` (events rolled back after a write failure).
-    pub fn sub(&self, stream: &str, n: u64) {
-        let _ = self
-            .slot(stream)
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                Some(c.saturating_sub(n))
-            });
+    /// Takes `n` back from the counter of `stream` and `kind` (events rolled back after a write
+    /// failure).
+    pub fn sub(&self, stream: &str, kind: EventType, n: u64) {
+        let _ = self.slot(stream)[kind.index()].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |c| Some(c.saturating_sub(n)),
+        );
     }
 
-    /// The counter of `stream`, claiming a free slot for a new name.
-    fn slot(&self, stream: &str) -> &AtomicU64 {
-        for (name, count) in self.names.iter().zip(&self.counts) {
+    /// The counters of `stream`, claiming a free slot for a new name.
+    fn slot(&self, stream: &str) -> &[AtomicU64; N_TYPES] {
+        for (name, counts) in self.names.iter().zip(&self.counts) {
             // Only the main loop sets names, so a slot is never raced for.
             match name.get() {
                 Some(existing) if existing == stream => {}
@@ -114,22 +115,56 @@ impl PerStream {
                     let _ = name.set(stream.to_string());
                 }
             }
-            return count;
+            return counts;
         }
         &self.other
     }
 
-    /// (stream, count) pairs, `other` last when used.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = self
+    /// (stream, type, count) for every stream seen and every type, `other` streams last when
+    /// used.
+    pub fn by_stream_and_type(&self) -> Vec<(String, &'static str, u64)> {
+        let named = self
             .names
             .iter()
             .zip(&self.counts)
-            .filter_map(|(name, count)| Some((name.get()?.clone(), count.load(Ordering::Relaxed))))
+            .filter_map(|(name, counts)| Some((name.get()?.clone(), counts)));
+        let other = self
+            .other
+            .iter()
+            .any(|c| c.load(Ordering::Relaxed) > 0)
+            .then(|| ("other".to_string(), &self.other));
+        named
+            .chain(other)
+            .flat_map(|(stream, counts)| {
+                EventType::ALL.iter().zip(counts).map(move |(kind, count)| {
+                    (stream.clone(), kind.as_str(), count.load(Ordering::Relaxed))
+                })
+            })
+            .collect()
+    }
+
+    /// (stream, count) pairs, `other` last when used.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (stream, _, n) in self.by_stream_and_type() {
+            match out.last_mut() {
+                Some((last, total)) if *last == stream => *total += n,
+                _ => out.push((stream, n)),
+            }
+        }
+        out
+    }
+
+    /// (type, count) pairs over all streams, in `EventType` order.
+    pub fn by_type(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = EventType::ALL
+            .iter()
+            .map(|k| (k.as_str().to_string(), 0))
             .collect();
-        let other = self.other.load(Ordering::Relaxed);
-        if other > 0 {
-            out.push(("other".to_string(), other));
+        for (_, kind, n) in self.by_stream_and_type() {
+            if let Some((_, total)) = out.iter_mut().find(|(k, _)| k == kind) {
+                *total += n;
+            }
         }
         out
     }
@@ -225,9 +260,8 @@ impl WikiCounts {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Unwritten {
     pub n_events: u64,
-    /// Per `meta.stream`; a run sees one or a few streams.
-    pub by_stream: Vec<(String, u64)>,
-    pub by_type: [u64; N_TYPES],
+    /// Per `meta.stream` and type; a run sees one or a few streams.
+    pub by_stream: Vec<(String, [u64; N_TYPES])>,
     pub rejects: [u64; 4],
 }
 
@@ -235,10 +269,13 @@ impl Unwritten {
     /// One archived event.
     pub fn event(&mut self, stream: &str, kind: EventType) {
         self.n_events += 1;
-        self.by_type[kind.index()] += 1;
         match self.by_stream.iter_mut().find(|(s, _)| s == stream) {
-            Some((_, n)) => *n += 1,
-            None => self.by_stream.push((stream.to_string(), 1)),
+            Some((_, counts)) => counts[kind.index()] += 1,
+            None => {
+                let mut counts = [0; N_TYPES];
+                counts[kind.index()] = 1;
+                self.by_stream.push((stream.to_string(), counts));
+            }
         }
     }
 
@@ -251,7 +288,6 @@ impl Unwritten {
     pub fn clear(&mut self) {
         self.n_events = 0;
         self.by_stream.clear();
-        self.by_type = [0; N_TYPES];
         self.rejects = [0; 4];
     }
 }
@@ -265,9 +301,11 @@ mod tests {
     fn per_stream_slots_fill_then_overflow_to_other() {
         let stats = Stats::default();
         for idx in 0..(STREAM_SLOTS + 2) {
-            stats.archived_by_stream.add(&format!("s{idx}"));
+            stats
+                .archived_by_stream
+                .add(&format!("s{idx}"), EventType::Edit);
         }
-        stats.archived_by_stream.add("s0");
+        stats.archived_by_stream.add("s0", EventType::Log);
         let snapshot = stats.archived_by_stream.snapshot();
         assert_eq!(snapshot.len(), STREAM_SLOTS + 1);
         assert_eq!(snapshot[0], ("s0".to_string(), 2));
@@ -334,7 +372,9 @@ mod tests {
         stats.uncount(&unwritten);
         assert_eq!(Stats::get(&stats.events_archived), 3);
         assert_eq!(stats.archived_by_stream.snapshot(), [("rc".to_string(), 3)]);
-        assert_eq!(stats.archived_by_type.total(), 3);
+        let by_type = stats.archived_by_stream.by_type();
+        assert_eq!(by_type.iter().map(|(_, n)| n).sum::<u64>(), 3);
+        assert_eq!(by_type[EventType::Edit.index()], ("edit".to_string(), 2));
         assert_eq!(stats.rejects.total(), 1);
     }
 }

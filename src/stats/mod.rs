@@ -48,8 +48,8 @@ pub struct CompletedFile {
 #[derive(Debug)]
 pub struct Stats {
     pub events_archived: AtomicU64,
+    /// Archived events per stream and type.
     pub archived_by_stream: PerStream,
-    pub archived_by_type: Labelled<EventType>,
     pub rejects: Labelled<RejectReason>,
     pub canaries: AtomicU64,
     pub duplicates: AtomicU64,
@@ -62,6 +62,10 @@ pub struct Stats {
     pub gaps: AtomicU64,
     /// Starts that found the open file shorter than the checkpoint and fetched the rest again.
     pub refetches: AtomicU64,
+    /// Completed files deleted by `--keep-days` / `--max-archive-bytes`.
+    pub retention_deletions: AtomicU64,
+    /// Unix milliseconds of the last checkpoint written; 0: none yet.
+    pub last_checkpoint_ms: AtomicI64,
     pub bytes_received: AtomicU64,
     pub bytes_written: AtomicU64,
     pub open_file_bytes: AtomicU64,
@@ -84,7 +88,6 @@ impl Default for Stats {
         Stats {
             events_archived: AtomicU64::new(0),
             archived_by_stream: PerStream::new(),
-            archived_by_type: Labelled::new(),
             rejects: Labelled::new(),
             canaries: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -95,6 +98,8 @@ impl Default for Stats {
             checkpoint_failures: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
             refetches: AtomicU64::new(0),
+            retention_deletions: AtomicU64::new(0),
+            last_checkpoint_ms: AtomicI64::new(0),
             bytes_received: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             open_file_bytes: AtomicU64::new(0),
@@ -124,8 +129,7 @@ impl Stats {
     /// Counts one archived event: by stream, by type, in the rate history.
     pub fn count_archived(&self, stream: &str, kind: EventType, now_ms: i64) {
         Stats::add(&self.events_archived, 1);
-        self.archived_by_stream.add(stream);
-        self.archived_by_type.add(kind);
+        self.archived_by_stream.add(stream, kind);
         self.rates.add(now_ms, kind);
     }
 
@@ -137,11 +141,10 @@ impl Stats {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                 Some(c.saturating_sub(unwritten.n_events))
             });
-        for (stream, n) in &unwritten.by_stream {
-            self.archived_by_stream.sub(stream, *n);
-        }
-        for (kind, n) in EventType::ALL.iter().zip(unwritten.by_type) {
-            self.archived_by_type.sub(*kind, n);
+        for (stream, counts) in &unwritten.by_stream {
+            for (kind, n) in EventType::ALL.iter().zip(counts) {
+                self.archived_by_stream.sub(stream, *kind, *n);
+            }
         }
         for (reason, n) in RejectReason::ALL.iter().zip(unwritten.rejects) {
             self.rejects.sub(*reason, n);
@@ -190,17 +193,18 @@ impl Stats {
         vec![
             Counter {
                 metric: "events_archived_total",
-                status: "events_archived_by_stream",
+                status: "events_archived",
                 summary: Some("events archived"),
-                help: "Events written to the archive, by meta.stream.",
-                samples: Samples::Labelled("stream", self.archived_by_stream.snapshot()),
-            },
-            Counter {
-                metric: "events_archived_by_type_total",
-                status: "events_archived_by_type",
-                summary: None,
-                help: "Events written to the archive, by event type.",
-                samples: Samples::Labelled("type", self.archived_by_type.owned_snapshot()),
+                help: "Events written to the archive, by meta.stream and event type.",
+                samples: Samples::Cross(
+                    "stream",
+                    "type",
+                    self.archived_by_stream
+                        .by_stream_and_type()
+                        .into_iter()
+                        .map(|(s, t, n)| (s, t.to_string(), n))
+                        .collect(),
+                ),
             },
             Counter {
                 metric: "rejects_total",
@@ -238,14 +242,14 @@ impl Stats {
                 samples: Samples::Labelled("reason", self.reconnects.owned_snapshot()),
             },
             Counter {
-                metric: "bytes_received_total",
+                metric: "received_bytes_total",
                 status: "bytes_received",
                 summary: Some("bytes received"),
                 help: "Bytes of stream body received.",
                 samples: plain(&self.bytes_received),
             },
             Counter {
-                metric: "bytes_written_total",
+                metric: "written_bytes_total",
                 status: "bytes_written",
                 summary: Some("bytes written"),
                 help: "Compressed bytes written to archive and rejects files.",
@@ -278,6 +282,13 @@ impl Stats {
                 summary: Some("gaps"),
                 help: "Resumes that jumped forward in time by more than --gap-warn.",
                 samples: plain(&self.gaps),
+            },
+            Counter {
+                metric: "retention_deleted_files_total",
+                status: "retention_deleted_files",
+                summary: None,
+                help: "Completed files deleted by --keep-days or --max-archive-bytes.",
+                samples: plain(&self.retention_deletions),
             },
             Counter {
                 metric: "refetches_total",
@@ -319,6 +330,9 @@ pub enum Samples {
     Plain(u64),
     /// The label key, and (value, count) pairs.
     Labelled(&'static str, Vec<(String, u64)>),
+    /// Two label keys, and (value, value, count): `/status` shows each key's sums as
+    /// `<status>_by_<key>`.
+    Cross(&'static str, &'static str, Vec<(String, String, u64)>),
 }
 
 impl Samples {
@@ -327,6 +341,7 @@ impl Samples {
         match self {
             Samples::Plain(n) => *n,
             Samples::Labelled(_, pairs) => pairs.iter().map(|(_, n)| n).sum(),
+            Samples::Cross(_, _, triples) => triples.iter().map(|(_, _, n)| n).sum(),
         }
     }
 }

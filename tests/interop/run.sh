@@ -22,4 +22,26 @@ for faults in "--disconnect-every 37" "--disconnect-every 41 --cut-mid-event"; d
     "$venv/bin/python" tests/interop/sseclient_client.py "$url" "$corpus"
     node tests/js/eventsource-client.mjs "$url" "$corpus"
 done
+# /metrics through the official Prometheus client's parser, and promtool where installed.
+start_serve --retry 50 --rate 100
+rm -rf "$work/metrics-archive"
+"$bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/metrics-archive" \
+    --status-port 0 > /dev/null 2> "$work/metrics.log" &
+archiver_pid=$!
+for _ in $(seq 100); do grep -q "serving /check" "$work/metrics.log" 2>/dev/null && break; sleep 0.1; done
+status_port=$(sed -n 's|.*on http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/metrics.log" | head -n 1)
+for _ in $(seq 100); do
+    "$venv/bin/python" -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:$status_port/metrics').read().decode())" > "$work/metrics.txt"
+    grep -q 'type="edit"' "$work/metrics.txt" && break
+    sleep 0.1
+done
+kill "$archiver_pid"
+"$venv/bin/python" tests/interop/metrics_check.py "$work/metrics.txt"
+if command -v promtool >/dev/null; then
+    promtool check metrics < "$work/metrics.txt"
+    echo "metrics: promtool check metrics passed"
+else
+    echo "metrics: promtool not installed (Debian's prometheus package)" >&2
+    [ -z "${CI:-}" ] || exit 1
+fi
 echo "interop: passed"

@@ -199,6 +199,15 @@ pub fn checkpoint_lines(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The sum of the samples of metric `name` whose labels include `label` (`key="value"`).
+pub fn metric_sum(metrics: &str, name: &str, label: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `/status` of a running archiver as JSON.
 pub fn status(port: u16) -> serde_json::Value {
     let (code, body) = http(port, "GET", "/status");
