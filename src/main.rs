@@ -40,6 +40,10 @@ fn main() -> std::process::ExitCode {
             print!("{}", cli::help_for(topic));
             Ok(())
         }
+        Command::Completions(shell) => {
+            print!("{}", cli::completion_script(shell));
+            Ok(())
+        }
         Command::Version => {
             println!("wikistream-archiver {}", env!("CARGO_PKG_VERSION"));
             Ok(())

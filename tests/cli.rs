@@ -178,3 +178,45 @@ fn under_journald_lines_carry_their_priority_and_no_timestamp() {
     }
     serve.stop();
 }
+
+#[test]
+fn bash_completion_completes_flags_of_the_subcommand() {
+    if std::env::var_os("CROSS_RUNNER").is_some() {
+        println!("skipped: the completion script is the same for every target");
+        return;
+    }
+    let complete = |words: &str| {
+        let script = format!(
+            "source <('{}' completions bash); COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _wikistream_archiver; echo \"${{COMPREPLY[*]}}\"",
+            util::bin().display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete("wikistream-archiver --out"), "--output-dir");
+    assert_eq!(
+        complete("wikistream-archiver serve --disc"),
+        "--disconnect-every"
+    );
+    assert_eq!(complete("wikistream-archiver ver"), "verify");
+    assert_eq!(
+        complete("wikistream-archiver tail --out"),
+        "",
+        "tail writes no files"
+    );
+    let dir = util::temp_dir();
+    for shell in ["zsh", "fish"] {
+        let finished = util::run_binary(&["completions", shell], dir.path(), TIMEOUT);
+        finished.expect(0, &[]);
+        assert!(finished.stdout.contains("disconnect-every"), "{shell}");
+    }
+    util::run_binary(&["completions", "tcsh"], dir.path(), TIMEOUT).expect(2, &["tcsh"]);
+}

@@ -17,6 +17,20 @@ install -D -m 0755 "$binary" "$stage/usr/bin/wikistream-archiver"
 install -D -m 0644 "$packaging/systemd/wikistream-archiver.service" \
     "$stage/usr/lib/systemd/system/wikistream-archiver.service"
 install -D -m 0644 "$packaging/debian/default" "$stage/etc/default/wikistream-archiver"
+# Completions are the same on every architecture: made by this binary if it runs here (the
+# amd64 build), else by a host build.
+gen=$binary
+"$gen" --version >/dev/null 2>&1 || {
+    cargo build --locked --release --quiet --manifest-path "$root/Cargo.toml"
+    gen="$root/target/release/wikistream-archiver"
+}
+install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" \
+    "$stage/usr/share/fish/vendor_completions.d"
+"$gen" completions bash > "$stage/usr/share/bash-completion/completions/wikistream-archiver"
+"$gen" completions zsh > "$stage/usr/share/zsh/vendor-completions/_wikistream-archiver"
+"$gen" completions fish > "$stage/usr/share/fish/vendor_completions.d/wikistream-archiver.fish"
+chmod 0644 "$stage"/usr/share/bash-completion/completions/* "$stage"/usr/share/zsh/vendor-completions/* \
+    "$stage"/usr/share/fish/vendor_completions.d/*
 install -d "$stage/usr/share/man/man1"
 gzip -9n < "$packaging/man/wikistream-archiver.1" > "$stage/usr/share/man/man1/wikistream-archiver.1.gz"
 doc="$stage/usr/share/doc/wikistream-archiver"

@@ -67,6 +67,9 @@ wikistream-archiver \\- archive Wikimedia EventStreams as rotating gzip NDJSON f
 .B wikistream-archiver help
 .RI [ subcommand ]
 .br
+.B wikistream-archiver completions
+.BR bash | zsh | fish
+.br
 .B wikistream-archiver \\-\\-version
 |
 .B \\-\\-help

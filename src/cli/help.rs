@@ -92,6 +92,8 @@ USAGE:
     wikistream-archiver verify [OPTIONS] DIR   check an archive directory for damage and gaps
     wikistream-archiver parse [FILE]           print the SSE events of FILE (or stdin) as JSON lines
     wikistream-archiver serve --input PATH..   replay archives as an EventStreams server
+    wikistream-archiver help [SUBCOMMAND]      the help of one subcommand
+    wikistream-archiver completions SHELL      print completions for bash, zsh or fish
     wikistream-archiver --version | --help
 
 RUN OPTIONS:

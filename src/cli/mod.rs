@@ -5,6 +5,7 @@
 //! defaults and builds the settings each part takes. Paths are never forced to UTF-8. The help
 //! text is in `help.rs`.
 
+mod completions;
 mod help;
 
 use std::ffi::OsString;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use lexopt::prelude::*;
 
+pub use self::completions::{Shell, script as completion_script};
 pub use self::help::{Topic, flags_of, help, help_for};
 
 /// The parsed command line: which subcommand, with its raw values.
@@ -26,6 +28,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// `--help`, `SUB --help` or `help [SUB]`.
     Help(Option<Topic>),
+    /// `completions bash|zsh|fish`.
+    Completions(Shell),
     Version,
 }
 
@@ -203,6 +207,7 @@ fn run_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
                     Some("parse") => return parse_cmd(parser),
                     Some("serve") => return serve_cmd(parser),
                     Some("help") => return help_cmd(parser),
+                    Some("completions") => return completions_cmd(parser),
                     _ => {
                         return Err(Error::usage(format!(
                             "unknown subcommand '{}'",
@@ -392,6 +397,24 @@ fn serve_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
         }
     }
     Ok(Command::Serve(raw))
+}
+
+/// `completions SHELL`.
+fn completions_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
+    let shell = match parser.next()? {
+        Some(Value(word)) => word.to_str().and_then(Shell::of).ok_or_else(|| {
+            Error::usage(format!(
+                "unknown shell '{}' (bash, zsh or fish)",
+                word.to_string_lossy()
+            ))
+        })?,
+        Some(other) => return Err(other.unexpected().into()),
+        None => return Err(Error::usage("completions needs a shell: bash, zsh or fish")),
+    };
+    if let Some(extra) = parser.next()? {
+        return Err(extra.unexpected().into());
+    }
+    Ok(Command::Completions(shell))
 }
 
 /// `help [SUBCOMMAND]`.

@@ -33,6 +33,8 @@ pub enum Command {
     Serve(serve::Config, Logging),
     /// The help of one subcommand, or of the program.
     Help(Option<cli::Topic>),
+    /// A shell completion script.
+    Completions(cli::Shell),
     Version,
 }
 
@@ -66,6 +68,7 @@ pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<C
             Command::Serve(serve_config(raw)?, logging)
         }
         cli::Command::Help(topic) => Command::Help(topic),
+        cli::Command::Completions(shell) => Command::Completions(shell),
         cli::Command::Version => Command::Version,
     })
 }

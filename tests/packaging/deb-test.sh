@@ -24,6 +24,12 @@ test -f /usr/lib/systemd/system/wikistream-archiver.service
 test -f /etc/default/wikistream-archiver
 test -f /usr/share/man/man1/wikistream-archiver.1.gz
 test -f /usr/share/doc/wikistream-archiver/copyright
+test -f /usr/share/bash-completion/completions/wikistream-archiver
+test -f /usr/share/zsh/vendor-completions/_wikistream-archiver
+test -f /usr/share/fish/vendor_completions.d/wikistream-archiver.fish
+bash -c '. /usr/share/bash-completion/completions/wikistream-archiver
+    COMP_WORDS=(wikistream-archiver --out); COMP_CWORD=1; _wikistream_archiver
+    [ "${COMPREPLY[*]}" = --output-dir ]' || { echo "deb-test: bash completion broken" >&2; exit 1; }
 test -x /usr/share/doc/wikistream-archiver/examples/runit/wikistream-archiver/run
 getent passwd wikistream >/dev/null
 [ "$(stat -c %U /var/lib/wikistream-archiver)" = wikistream ]
