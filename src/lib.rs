@@ -13,6 +13,7 @@ pub mod event;
 pub mod filter;
 pub mod health;
 pub mod httpd;
+pub mod human;
 pub mod labels;
 pub mod logging;
 pub mod run;
@@ -85,7 +86,7 @@ mod import_rules {
 
     #[test]
     fn the_pure_core_imports_only_itself() {
-        let core = ["sse", "event", "filter", "times", "labels"];
+        let core = ["sse", "event", "filter", "times", "labels", "human"];
         for module in core {
             check(module, &core);
         }
@@ -94,7 +95,7 @@ mod import_rules {
     #[test]
     fn observers_stay_out_of_archive_run_cli_and_config() {
         let allowed = [
-            "sse", "event", "filter", "times", "labels", "stats", "client", "httpd",
+            "sse", "event", "filter", "times", "labels", "stats", "client", "httpd", "human",
         ];
         for module in ["health", "stats", "console"] {
             check(module, &allowed);
@@ -103,7 +104,9 @@ mod import_rules {
 
     #[test]
     fn archive_and_tools_keep_their_distance() {
-        let core = ["sse", "event", "filter", "times", "labels", "stats"];
+        let core = [
+            "sse", "event", "filter", "times", "labels", "stats", "human",
+        ];
         check("archive", &core);
         let mut tools = core.to_vec();
         tools.extend(["archive", "console", "tools", "config", "httpd"]);

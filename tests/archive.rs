@@ -74,7 +74,7 @@ fn archives_exactly_the_served_events() {
     let finished = assert_exact_archive(&[], &[]);
     // The second canary is the last line, after the last archived event: --max-events stops before it.
     assert!(
-        finished.stderr.contains("1 canaries dropped"),
+        finished.stderr.contains("1 canary dropped"),
         "{}",
         finished.stderr
     );

@@ -71,7 +71,7 @@ fn odd_framing_is_archived_or_rejected_correctly() {
             "piece length {piece_len}"
         );
         assert!(
-            finished.stderr.contains("1 duplicates dropped"),
+            finished.stderr.contains("1 duplicate dropped"),
             "{}",
             finished.stderr
         );

@@ -20,6 +20,7 @@ pub use self::counts::{
 };
 use crate::event::{EventType, RejectReason};
 use crate::filter;
+use crate::human;
 use crate::labels::{Label, ReconnectReason, RotationReason};
 
 /// How many completed files `/status` lists.
@@ -194,7 +195,7 @@ impl Stats {
             Counter {
                 metric: "events_archived_total",
                 status: "events_archived",
-                summary: Some("events archived"),
+                summary: Some(("event archived", "events archived")),
                 help: "Events written to the archive, by meta.stream and event type.",
                 samples: Samples::Cross(
                     "stream",
@@ -209,63 +210,63 @@ impl Stats {
             Counter {
                 metric: "rejects_total",
                 status: "rejects",
-                summary: Some("rejects"),
+                summary: Some(("reject", "rejects")),
                 help: "Events written to the rejects file, by reason.",
                 samples: Samples::Labelled("reason", self.rejects.owned_snapshot()),
             },
             Counter {
                 metric: "canaries_total",
                 status: "canaries",
-                summary: Some("canaries dropped"),
+                summary: Some(("canary dropped", "canaries dropped")),
                 help: "Canary (heartbeat) events received.",
                 samples: plain(&self.canaries),
             },
             Counter {
                 metric: "duplicates_total",
                 status: "duplicates",
-                summary: Some("duplicates dropped"),
+                summary: Some(("duplicate dropped", "duplicates dropped")),
                 help: "Events dropped because their meta.id was archived already.",
                 samples: plain(&self.duplicates),
             },
             Counter {
                 metric: "filtered_total",
                 status: "filtered",
-                summary: Some("filtered out"),
+                summary: Some(("filtered out", "filtered out")),
                 help: "Events not archived because a filter left them out, by filter.",
                 samples: Samples::Labelled("reason", self.filtered.owned_snapshot()),
             },
             Counter {
                 metric: "reconnects_total",
                 status: "reconnects",
-                summary: Some("reconnects"),
+                summary: Some(("reconnect", "reconnects")),
                 help: "Reconnections, by what ended the previous attempt.",
                 samples: Samples::Labelled("reason", self.reconnects.owned_snapshot()),
             },
             Counter {
                 metric: "received_bytes_total",
                 status: "bytes_received",
-                summary: Some("bytes received"),
+                summary: Some(("received", "received")),
                 help: "Bytes of stream body received.",
                 samples: plain(&self.bytes_received),
             },
             Counter {
                 metric: "written_bytes_total",
                 status: "bytes_written",
-                summary: Some("bytes written"),
+                summary: Some(("written", "written")),
                 help: "Compressed bytes written to archive and rejects files.",
                 samples: plain(&self.bytes_written),
             },
             Counter {
                 metric: "rotations_total",
                 status: "rotations",
-                summary: Some("rotations"),
+                summary: Some(("rotation", "rotations")),
                 help: "Completed archive files, by trigger.",
                 samples: Samples::Labelled("reason", self.rotations.owned_snapshot()),
             },
             Counter {
                 metric: "checkpoints_total",
                 status: "checkpoints",
-                summary: Some("checkpoints"),
+                summary: Some(("checkpoint", "checkpoints")),
                 help: "Checkpoints written.",
                 samples: plain(&self.checkpoints),
             },
@@ -279,7 +280,7 @@ impl Stats {
             Counter {
                 metric: "gaps_total",
                 status: "gaps",
-                summary: Some("gaps"),
+                summary: Some(("gap", "gaps")),
                 help: "Resumes that jumped forward in time by more than --gap-warn.",
                 samples: plain(&self.gaps),
             },
@@ -305,7 +306,14 @@ impl Stats {
         let parts: Vec<String> = self
             .counters()
             .iter()
-            .filter_map(|c| Some(format!("{} {}", c.samples.total(), c.summary?)))
+            .filter_map(|c| {
+                let (one, many) = c.summary?;
+                let n = c.samples.total();
+                Some(match c.metric.ends_with("_bytes_total") {
+                    true => format!("{} {many}", human::size(n)),
+                    false => human::count(n, one, many),
+                })
+            })
             .collect();
         parts.join(", ")
     }
@@ -318,8 +326,9 @@ pub struct Counter {
     pub metric: &'static str,
     /// The key in `/status`.
     pub status: &'static str,
-    /// The words after the number in the exit summary; `None` leaves it out of the summary.
-    pub summary: Option<&'static str>,
+    /// The words after the number in the exit summary, for one and for many; `None` leaves
+    /// it out of the summary. Byte counts are shown in binary units.
+    pub summary: Option<(&'static str, &'static str)>,
     pub help: &'static str,
     pub samples: Samples,
 }
@@ -361,8 +370,8 @@ mod tests {
         Stats::add(&stats.bytes_received, 1234);
         assert_eq!(
             stats.summary(),
-            "2 events archived, 1 rejects, 0 canaries dropped, 0 duplicates dropped, 0 filtered out, \
-             1 reconnects, 1234 bytes received, 0 bytes written, 1 rotations, 0 checkpoints, 0 gaps"
+            "2 events archived, 1 reject, 0 canaries dropped, 0 duplicates dropped, 0 filtered out, \
+             1 reconnect, 1.2 KiB received, 0 B written, 1 rotation, 0 checkpoints, 0 gaps"
         );
         let metrics: Vec<&str> = stats.counters().iter().map(|c| c.metric).collect();
         assert!(metrics.iter().all(|m| m.ends_with("_total")), "{metrics:?}");

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::checker::{DUPLICATE_WINDOW, Summary};
+use crate::human;
 
 pub(super) fn dt_text(dt: &Option<(i64, String)>) -> &str {
     dt.as_ref().map_or("-", |(_, text)| text)
@@ -22,8 +23,10 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
     let _ = writeln!(out, "  files      {}", summary.n_files);
     let _ = writeln!(
         out,
-        "  events     {} ({} canaries), {} rejects",
-        summary.n_events, summary.n_canaries, summary.n_rejects
+        "  events     {} ({}), {}",
+        summary.n_events,
+        human::count(summary.n_canaries, "canary", "canaries"),
+        human::count(summary.n_rejects, "reject", "rejects")
     );
     let _ = writeln!(
         out,
@@ -34,15 +37,15 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
     let _ = writeln!(
         out,
         "  bytes      {} compressed, {} as JSON (ratio {:.1})",
-        summary.compressed_bytes,
-        summary.text_bytes,
+        human::size(summary.compressed_bytes),
+        human::size(summary.text_bytes),
         ratio(summary)
     );
     if summary.unfinished_bytes > 0 {
         let _ = writeln!(
             out,
-            "  open file  {} bytes written since its last checkpoint (not checked yet)",
-            summary.unfinished_bytes
+            "  open file  {} written since its last checkpoint (not checked yet)",
+            human::size(summary.unfinished_bytes)
         );
     }
     if summary.is_clean() {
