@@ -148,9 +148,11 @@ deb: musl aarch64
 	if [ -x $(DIST)/armv6/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv6/$(BIN) armhf $(DIST); \
 	elif [ -x $(DIST)/armv7/$(BIN) ]; then sh packaging/debian/build-deb.sh $(DIST)/armv7/$(BIN) armhf $(DIST); fi
 
-# Installs the amd64 package on this machine, checks it, runs it, removes it; and runs the
-# runit service under runsv through a SIGKILL. Needs root.
+# Installs the amd64 package on this machine, checks it, runs it, removes it; runs the shipped
+# runit service under runsv and the packaged cron line under cron, each through a SIGKILL.
+# Needs root.
 package-test: musl
 	sh packaging/debian/build-deb.sh $(DIST)/x86_64/$(BIN) amd64 $(DIST)
 	sh tests/packaging/deb-test.sh $(DIST)
 	sh tests/packaging/runit-test.sh
+	sh tests/packaging/cron-test.sh $(DIST)

@@ -30,3 +30,15 @@ check_archive() {
     for f in "$1"/*.ndjson.gz; do gzip -t "$f"; done
     zcat "$1"/recentchange-*.ndjson.gz | cmp - "$work/expected.ndjson"
 }
+
+# wait_archived DIR SECONDS: waits until DIR's intact members hold every expected event.
+wait_archived() {
+    n_expected=$(wc -l < "$work/expected.ndjson")
+    for _ in $(seq $(($2 * 10))); do
+        n=$("$host_bin" cat --count "$1" 2>/dev/null | tail -n 1 | awk '{print $1}')
+        [ "${n:-0}" -ge "$n_expected" ] && return 0
+        sleep 0.1
+    done
+    echo "only ${n:-0} of $n_expected events archived in $2 s" >&2
+    return 1
+}

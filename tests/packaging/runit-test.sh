@@ -54,10 +54,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 [ -n "$pid2" ] && [ "$pid2" != "$pid1" ] || { echo "runsv did not restart the archiver" >&2; exit 1; }
-for _ in $(seq 300); do
-    grep -q 'offset\\":1009}' "$work/archive/checkpoint.json" 2>/dev/null && break
-    sleep 0.1
-done
+wait_archived "$work/archive" 30
 sv -w 10 down "$svc" >/dev/null
 check_archive "$work/archive"
 echo "runit-test: OK: the shipped service restarted after SIGKILL (pid $pid1 -> $pid2), 1000 events exact"
