@@ -170,20 +170,6 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// Seconds (fractions allowed, from 0.05 to a day), or `off` (`None`).
-pub fn seconds_or_off(flag: &str, raw: &OsStr) -> Result<Option<Duration>, Error> {
-    let text = text(flag, raw)?;
-    if text == "off" {
-        return Ok(None);
-    }
-    match text.parse::<f64>() {
-        Ok(secs) if (0.05..=86_400.0).contains(&secs) => Ok(Some(Duration::from_secs_f64(secs))),
-        _ => Err(Error::usage(format!(
-            "invalid value for {flag}: '{text}' (seconds from 0.05 to 86400, or off)"
-        ))),
-    }
-}
-
 /// One of `choices` (text, value), described as `expected` in the error.
 pub fn choice<T: Copy>(
     flag: &str,
@@ -326,11 +312,6 @@ mod tests {
                 .contains(">= 1")
         );
         assert_eq!(number_or_off("--n", os("off"), 1, 9).unwrap(), None);
-        assert_eq!(
-            seconds_or_off("--s", os("0.5")).unwrap(),
-            Some(Duration::from_millis(500))
-        );
-        assert!(seconds_or_off("--s", os("0.01")).is_err());
     }
 
     #[test]
