@@ -146,7 +146,8 @@ RUN OPTIONS:
     -v, --verbose           more log output (repeat for more); RUST_LOG overrides
     -q, --quiet             less log output (repeat for less)
     Sizes take K, M, G, T (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024); durations
-    take s, m, h, d (also ms, w); a bare number is in the unit the flag names.
+    take s, m, h, d (also ms, w); a bare number is in the unit the flag names. Where a flag
+    takes off, an empty value means off too.
 
 FILTERS (run, tail, cat; flags combine with AND, a flag's comma-separated values with OR):
     --wiki LIST             keep events whose wiki is listed (enwiki,dewiki)

@@ -625,7 +625,7 @@ mod tests {
             "--rotate-minute",
             "off",
             "--rotate-events",
-            "off",
+            "",
             "--checkpoint-interval",
             "off",
             "--rotate-bytes",

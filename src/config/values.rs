@@ -33,10 +33,10 @@ pub fn number(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<u64, Error>
     }
 }
 
-/// A whole number in `min..=max`, or `off` (`None`).
+/// A whole number in `min..=max`, or `off` or an empty value (`None`).
 pub fn number_or_off(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<Option<u64>, Error> {
     let text = text(flag, raw)?;
-    if text == "off" {
+    if text == "off" || text.is_empty() {
         return Ok(None);
     }
     match text.parse::<u64>() {
@@ -61,10 +61,10 @@ pub fn size(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<u64, Error> {
         })
 }
 
-/// `size`, or `off` (`None`).
+/// `size`, or `off` or an empty value (`None`).
 pub fn size_or_off(flag: &str, raw: &OsStr, min: u64, max: u64) -> Result<Option<u64>, Error> {
     match text(flag, raw)? {
-        "off" => Ok(None),
+        "off" | "" => Ok(None),
         _ => size(flag, raw, min, max).map(Some),
     }
 }
@@ -114,7 +114,7 @@ pub fn duration(
         })
 }
 
-/// `duration`, or `off` (`None`).
+/// `duration`, or `off` or an empty value (`None`).
 pub fn duration_or_off(
     flag: &str,
     raw: &OsStr,
@@ -123,7 +123,7 @@ pub fn duration_or_off(
     max: Duration,
 ) -> Result<Option<Duration>, Error> {
     match text(flag, raw)? {
-        "off" => Ok(None),
+        "off" | "" => Ok(None),
         _ => duration(flag, raw, bare, min, max).map(Some),
     }
 }
@@ -312,6 +312,11 @@ mod tests {
                 .contains(">= 1")
         );
         assert_eq!(number_or_off("--n", os("off"), 1, 9).unwrap(), None);
+        assert_eq!(
+            number_or_off("--n", os(""), 1, 9).unwrap(),
+            None,
+            "empty is off"
+        );
     }
 
     #[test]
@@ -356,6 +361,11 @@ mod tests {
                 .contains("--rotate-bytes")
         );
         assert_eq!(size_or_off("--b", os("off"), 1, 9).unwrap(), None);
+        assert_eq!(size_or_off("--b", os(""), 1, 9).unwrap(), None);
+        assert_eq!(
+            duration_or_off("--d", os(""), secs, secs, day).unwrap(),
+            None
+        );
         assert_eq!(
             duration_or_off("--d", os("off"), secs, secs, day).unwrap(),
             None
