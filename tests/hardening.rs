@@ -408,7 +408,7 @@ fn the_status_port_bounds_idle_connections_and_head_sizes() {
     );
     // The idle ones time out; /check answers while they are still open on our side.
     util::wait_for("/check answering", Duration::from_secs(15), || {
-        try_http(port, "/check").is_some_and(|(code, _)| code == 200)
+        util::try_http(port, "GET", "/check").is_some_and(|(code, _)| code == 200)
     });
     drop(idle);
     // A head far over the limit gets 431 without being buffered whole.
@@ -432,17 +432,6 @@ fn the_status_port_bounds_idle_connections_and_head_sizes() {
     let finished = running.wait(Duration::from_secs(10));
     serve.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
-}
-
-/// One GET; `None` when the connection was closed or refused.
-fn try_http(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(socket, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-    let mut response = String::new();
-    socket.read_to_string(&mut response).ok()?;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    Some((code, response.split_once("\r\n\r\n")?.1.to_string()))
 }
 
 fn proc_status(pid: u32, key: &str) -> u64 {
@@ -543,7 +532,7 @@ fn the_status_port_survives_thread_and_fd_limits() {
         );
         drop(idle);
         util::wait_for("/check answering again", Duration::from_secs(30), || {
-            try_http(port, "/check").is_some_and(|(code, _)| code == 200)
+            util::try_http(port, "GET", "/check").is_some_and(|(code, _)| code == 200)
         });
         let log = running.stderr();
         assert!(

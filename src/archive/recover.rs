@@ -10,7 +10,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -203,7 +203,7 @@ impl Archive {
         let mut source = Error::open(OpenOptions::new().read(true), "opening", path)?;
         source
             .seek(SeekFrom::Start(offset))
-            .and_then(|_| io::copy(&mut (&mut source).take(u64::MAX), &mut out))
+            .and_then(|_| io::copy(&mut source, &mut out))
             .and_then(|_| out.flush())
             .and_then(|()| out.sync_all())
             .map_err(|e| Error::io("copying damaged bytes to", &target, e))?;

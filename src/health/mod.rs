@@ -29,7 +29,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn text(code: u16, body: impl Into<String>) -> Reply {
+    pub(super) fn text(code: u16, body: impl Into<String>) -> Reply {
         Reply {
             code,
             content_type: "text/plain; charset=utf-8",

@@ -141,12 +141,7 @@ fn answer(conn: &mut Waiting, head: &str, stats: &Stats, max_silence: Duration) 
 }
 
 fn reply(conn: &mut Waiting, code: u16, body: &str, head_only: bool) {
-    let text = super::Reply {
-        code,
-        content_type: "text/plain; charset=utf-8",
-        body: body.to_string(),
-    };
-    send(conn, &text, head_only);
+    send(conn, &super::Reply::text(code, body), head_only);
 }
 
 fn send(conn: &mut Waiting, response: &super::Reply, head_only: bool) {

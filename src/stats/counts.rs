@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use crate::event::{EventType, RejectReason};
 use crate::labels::Label;
 
+/// How many reject reasons `Unwritten` tallies.
+const N_REJECT_REASONS: usize = RejectReason::ALL.len();
 /// How many event types the rate history tells apart.
 const N_TYPES: usize = EventType::ALL.len();
 
@@ -142,32 +144,6 @@ impl PerStream {
             })
             .collect()
     }
-
-    /// (stream, count) pairs, `other` last when used.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = Vec::new();
-        for (stream, _, n) in self.by_stream_and_type() {
-            match out.last_mut() {
-                Some((last, total)) if *last == stream => *total += n,
-                _ => out.push((stream, n)),
-            }
-        }
-        out
-    }
-
-    /// (type, count) pairs over all streams, in `EventType` order.
-    pub fn by_type(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = EventType::ALL
-            .iter()
-            .map(|k| (k.as_str().to_string(), 0))
-            .collect();
-        for (_, kind, n) in self.by_stream_and_type() {
-            if let Some((_, total)) = out.iter_mut().find(|(k, _)| k == kind) {
-                *total += n;
-            }
-        }
-        out
-    }
 }
 
 /// Archived events per type in ten-second buckets over the last ten minutes.
@@ -262,7 +238,7 @@ pub struct Unwritten {
     pub n_events: u64,
     /// Per `meta.stream` and type; a run sees one or a few streams.
     pub by_stream: Vec<(String, [u64; N_TYPES])>,
-    pub rejects: [u64; 4],
+    pub rejects: [u64; N_REJECT_REASONS],
 }
 
 impl Unwritten {
@@ -288,7 +264,7 @@ impl Unwritten {
     pub fn clear(&mut self) {
         self.n_events = 0;
         self.by_stream.clear();
-        self.rejects = [0; 4];
+        self.rejects = [0; N_REJECT_REASONS];
     }
 }
 
@@ -296,6 +272,35 @@ impl Unwritten {
 mod tests {
     use super::super::Stats;
     use super::*;
+
+    /// Sums the tests read; `/status` sums the same triples in `health`.
+    impl PerStream {
+        /// (stream, count) pairs, `other` last when used.
+        fn snapshot(&self) -> Vec<(String, u64)> {
+            let mut out: Vec<(String, u64)> = Vec::new();
+            for (stream, _, n) in self.by_stream_and_type() {
+                match out.last_mut() {
+                    Some((last, total)) if *last == stream => *total += n,
+                    _ => out.push((stream, n)),
+                }
+            }
+            out
+        }
+
+        /// (type, count) pairs over all streams, in `EventType` order.
+        fn by_type(&self) -> Vec<(String, u64)> {
+            let mut out: Vec<(String, u64)> = EventType::ALL
+                .iter()
+                .map(|k| (k.as_str().to_string(), 0))
+                .collect();
+            for (_, kind, n) in self.by_stream_and_type() {
+                if let Some((_, total)) = out.iter_mut().find(|(k, _)| k == kind) {
+                    *total += n;
+                }
+            }
+            out
+        }
+    }
 
     #[test]
     fn per_stream_slots_fill_then_overflow_to_other() {

@@ -399,25 +399,28 @@ pub fn assert_same_events(actual: &[String], expected: &[String]) {
     panic!("{report}");
 }
 
-/// One HTTP/1.0 request; returns (status code, body).
-pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect to health port");
+/// One HTTP/1.0 request; returns (status code, body), or `None` when the connection was
+/// refused, closed without an answer, or the answer had no status line.
+pub fn try_http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port)).ok()?;
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(socket, "{method} {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write request");
+        .ok()?;
+    write!(socket, "{method} {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
     let mut response = String::new();
-    socket.read_to_string(&mut response).expect("read response");
-    let code = response
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status code");
+    socket.read_to_string(&mut response).ok()?;
+    let code = response.split(' ').nth(1)?.parse().ok()?;
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    (code, body)
+    Some((code, body))
+}
+
+/// One HTTP/1.0 request that must be answered; returns (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> (u16, String) {
+    try_http(port, method, path)
+        .unwrap_or_else(|| panic!("no HTTP answer to {method} {path} on port {port}"))
 }
 
 /// The health port a running archiver logged (it was started with `--status-port 0`).
