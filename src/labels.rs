@@ -61,6 +61,8 @@ label_set! {
         Bytes => "bytes",
         Signal => "signal",
         Shutdown => "shutdown",
+        /// Events of the next UTC day arrived (partitioned layout), past the straggler grace.
+        Date => "date",
     }
 }
 

@@ -92,13 +92,20 @@ fn file_name_and_gzip_are_valid() {
     let names = util::data_files(&archive_dir(&dir));
     assert_eq!(names.len(), 1, "{names:?}");
     let name = &names[0];
-    // recentchange-YYYYMMDDTHHMMSSZ-000001.ndjson.gz
-    let stamp = name
-        .strip_prefix("recentchange-")
-        .and_then(|r| r.strip_suffix("-000001.ndjson.gz"));
-    assert!(
-        stamp.is_some_and(|s| s.len() == 16 && s.as_bytes()[8] == b'T' && s.ends_with('Z')),
-        "{name}"
+    // recentchange/date=YYYY-MM-DD/recentchange-YYYYMMDDTHHMMSSZ-000001.ndjson.gz, named after
+    // the first event's meta.dt (UTC), in the partition of its date.
+    let first: serde_json::Value = serde_json::from_str(&expected[0]).expect("json");
+    let dt = first["meta"]["dt"].as_str().expect("meta.dt");
+    let stamp: String = dt[..19]
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    assert_eq!(
+        name,
+        &format!(
+            "recentchange/date={}/recentchange-{stamp}Z-000001.ndjson.gz",
+            &dt[..10]
+        )
     );
     let status = Command::new("gzip")
         .arg("-t")

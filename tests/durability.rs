@@ -58,7 +58,7 @@ pub(crate) fn assert_all_gzip_valid(dir: &Path) {
 
 /// The checkpoint's resume id, or "" when there is none.
 pub(crate) fn checkpoint_id(dir: &Path) -> String {
-    fs::read_to_string(dir.join("checkpoint.json"))
+    fs::read_to_string(util::checkpoint_path(dir))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|v| v["last_event_id"].as_str().map(String::from))
@@ -358,7 +358,15 @@ fn rotation_at_the_configured_minute_with_a_driven_clock() {
     let mut cmd = archiver(
         &serve.url(),
         &output_dir,
-        &["--rotate-minute", "5", "--checkpoint-interval", "0.5"],
+        // Flat: file names are the wall-clock times the files were opened.
+        &[
+            "--rotate-minute",
+            "5",
+            "--checkpoint-interval",
+            "0.5",
+            "--layout",
+            "flat",
+        ],
     );
     // Ten seconds of fake time before the boundary: the first file must open before it, however
     // slowly this machine starts the archiver and connects.
@@ -502,7 +510,7 @@ fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member
     running.signal("KILL");
     let _ = running.wait(Duration::from_secs(10));
     // Lose the checkpoint and tear the tail.
-    fs::remove_file(output_dir.join("checkpoint.json")).expect("removing the checkpoint");
+    fs::remove_file(util::checkpoint_path(&output_dir)).expect("removing the checkpoint");
     let part = util::data_files(&output_dir)
         .into_iter()
         .find(|n| n.ends_with(".part"))

@@ -82,7 +82,8 @@ fn odd_framing_is_archived_or_rejected_correctly() {
         assert_eq!(rejects[0]["id"], "2");
         assert_eq!(rejects[0]["data"], "{\"type\":\"error\"}");
         let names = util::data_files(&output_dir);
-        assert!(names[0].starts_with("odd-"), "{names:?}");
+        assert!(names[0].starts_with("odd/date="), "{names:?}");
+        assert!(util::base_name(&names[0]).starts_with("odd-"), "{names:?}");
     }
 }
 

@@ -258,10 +258,14 @@ fn a_huge_checkpoint_is_refused_by_its_size() {
 #[test]
 fn symlinks_in_the_output_directory_are_refused_and_their_targets_untouched() {
     let events = make_events(200, 1);
-    for planted in [
-        ".lock",
-        "checkpoint.json.tmp",
-        "recentchange-20250131T120000Z-000001.ndjson.gz.part",
+    for (planted, flags) in [
+        (".lock", &[][..]),
+        ("_checkpoint.json.tmp", &[]),
+        // The stream's directory of the partitioned layout.
+        ("recentchange", &[]),
+        ("checkpoint.json.tmp", &["--layout", "flat"]),
+        // A flat file name: the directory is taken for a flat archive.
+        ("recentchange-20250131T120000Z-000001.ndjson.gz.part", &[]),
     ] {
         let dir = util::temp_dir();
         let serve = serve_events(dir.path(), &events, &[]);
@@ -273,7 +277,7 @@ fn symlinks_in_the_output_directory_are_refused_and_their_targets_untouched() {
         let finished = util::run_archiver(
             &serve.url(),
             &output_dir,
-            &["--max-events", "50"],
+            &[&["--max-events", "50"], flags].concat(),
             dir.path(),
         );
         serve.stop();
@@ -304,7 +308,7 @@ fn recovery_keeps_the_readable_lines_of_a_torn_first_member() {
     assert!(finished.status.success(), "{}", finished.stderr);
     let done = util::data_files(&output_dir)
         .into_iter()
-        .find(|n| n.ends_with(".ndjson.gz") && !n.starts_with("rejects-"))
+        .find(|n| n.ends_with(".ndjson.gz") && !util::is_rejects(n))
         .expect("a completed file");
     // Make it an open file again, cut inside its first (only) member, and lose the checkpoint.
     let part = format!("{done}.part");
@@ -312,7 +316,7 @@ fn recovery_keeps_the_readable_lines_of_a_torn_first_member() {
     assert!(bytes.len() > 20_000, "{} bytes", bytes.len());
     fs::write(output_dir.join(&part), &bytes[..9000]).expect("write");
     fs::remove_file(output_dir.join(&done)).expect("rm");
-    fs::remove_file(output_dir.join("checkpoint.json")).expect("rm checkpoint");
+    fs::remove_file(util::checkpoint_path(&output_dir)).expect("rm checkpoint");
     let finished = util::run_archiver(
         &serve.url(),
         &output_dir,
@@ -359,7 +363,7 @@ fn recovery_fetches_again_what_a_short_file_lost() {
     let _ = running.wait(Duration::from_secs(10));
     let part = util::data_files(&output_dir)
         .into_iter()
-        .find(|n| n.ends_with(".part") && !n.starts_with("rejects-"))
+        .find(|n| n.ends_with(".part") && !util::is_rejects(n))
         .expect("a .part file");
     let bytes = fs::read(output_dir.join(&part)).expect("read");
     fs::write(output_dir.join(&part), &bytes[..bytes.len() / 2]).expect("cut in half");

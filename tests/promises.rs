@@ -146,14 +146,29 @@ fn several_streams_on_one_connection_are_archived_resumed_and_exact() {
         .wait(Duration::from_secs(60))
         .expect(0, &["resuming after"]);
     serve.stop();
-    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    // Each stream under its own directory, in order and exact; one checkpoint for both.
     let names = util::data_files(&output_dir);
-    assert!(
-        names
+    for stream in ["recentchange", "page-create"] {
+        let lines: Vec<String> = names
             .iter()
-            .all(|n| n.starts_with("recentchange+page-create-")),
+            .filter(|n| n.starts_with(&format!("{stream}/date=")))
+            .flat_map(|n| util::gz_lines(&output_dir.join(n)))
+            .collect();
+        let meta_stream = format!("\"stream\":\"mediawiki.{stream}\"");
+        let expected: Vec<String> = events
+            .iter()
+            .filter(|e| e.contains(&meta_stream))
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty());
+        util::assert_same_events(&lines, &expected);
+    }
+    assert_eq!(
+        util::archive_lines(&output_dir).len(),
+        events.len(),
         "{names:?}"
     );
+    assert!(output_dir.join("_checkpoint.json").exists());
 }
 
 #[test]
@@ -174,7 +189,9 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     running.signal("KILL");
     let _ = running.wait(Duration::from_secs(10));
     // ... then the open file and a completed one are made 30 days old.
-    let old_done = output_dir.join("recentchange-20200101T000000Z-000000.ndjson.gz");
+    let old_partition = output_dir.join("recentchange/date=2020-01-01");
+    std::fs::create_dir_all(&old_partition).expect("mkdir");
+    let old_done = old_partition.join("recentchange-20200101T000000Z-000000.ndjson.gz");
     std::fs::copy(
         util::fixture("recentchange-200.ndjson"),
         dir.path().join("plain"),
@@ -192,7 +209,7 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     assert!(gz.success());
     let part = util::data_files(&output_dir)
         .into_iter()
-        .find(|n| n.ends_with(".part") && !n.starts_with("rejects-"))
+        .find(|n| n.ends_with(".part") && !util::is_rejects(n))
         .expect("an open file");
     for path in [&old_done, &output_dir.join(&part)] {
         let status = std::process::Command::new("touch")
@@ -214,6 +231,7 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
         Duration::from_secs(20),
     );
     assert!(!old_done.exists(), "the old completed file is deleted");
+    assert!(!old_partition.exists(), "its emptied partition too");
     assert!(output_dir.join(&part).exists(), "the open file is kept");
     util::wait_for("more events", Duration::from_secs(20), || {
         util::checkpoint_lines(&output_dir) > 100
@@ -249,8 +267,16 @@ fn sequence_numbers_keep_growing_across_runs() {
         .expect(0, &[]);
         let seqs: Vec<u64> = util::data_files(&output_dir)
             .iter()
-            .filter(|n| !n.starts_with("rejects-"))
-            .filter_map(|n| n.split('-').nth(2)?.split('.').next()?.parse().ok())
+            .filter(|n| !util::is_rejects(n))
+            .filter_map(|n| {
+                util::base_name(n)
+                    .split('-')
+                    .nth(2)?
+                    .split('.')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .collect();
         let new: Vec<u64> = seqs.iter().copied().filter(|s| !seen.contains(s)).collect();
         assert!(!new.is_empty(), "run {run} made no file");

@@ -148,7 +148,9 @@ fn verify_finds_each_injected_problem() {
         let target = dir.path().join(name);
         fs::create_dir(&target).expect("mkdir");
         for file in &files {
-            fs::copy(archive.join(file), target.join(file)).expect("copy");
+            let to = target.join(file);
+            fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+            fs::copy(archive.join(file), to).expect("copy");
         }
         target
     };
@@ -175,6 +177,21 @@ fn verify_finds_each_injected_problem() {
     let (finished, report) = verify(dir.path(), &flipped);
     assert_eq!(finished.status.code(), Some(1));
     assert_eq!(report["damaged_files"][0]["file"], files[2].as_str());
+
+    // A file moved into another day's partition: its events are outside their date.
+    let moved = copy("moved");
+    let elsewhere = moved.join("recentchange/date=2024-11-24");
+    fs::create_dir_all(&elsewhere).expect("mkdir");
+    let base = util::base_name(&files[1]);
+    fs::rename(moved.join(&files[1]), elsewhere.join(base)).expect("move");
+    let (finished, report) = verify(dir.path(), &moved);
+    assert!(finished.status.success(), "misplaced events are not damage");
+    assert_eq!(report["clean"], false, "{report}");
+    assert_eq!(report["out_of_partition"]["count"], 60, "{report}");
+    assert_eq!(
+        report["out_of_partition"]["examples"][0]["file"],
+        format!("recentchange/date=2024-11-24/{base}")
+    );
 
     // A truncated completed file.
     let truncated = copy("truncated");

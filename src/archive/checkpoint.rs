@@ -1,4 +1,5 @@
-//! `checkpoint.json`: what is durably archived, and where to resume.
+//! The checkpoint (`_checkpoint.json` in the partitioned layout, `checkpoint.json` in the flat
+//! one): what is durably archived, the layout, and where to resume.
 //!
 //! The format (encode/decode) is pure; `write` replaces the file atomically. A checkpoint never
 //! points past data that has been fsynced: callers end a gzip member and fsync the file before
@@ -12,10 +13,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::naming::Layout;
 use super::writer::sync_dir;
 
-/// The checkpoint file name inside the archive directory.
+/// The checkpoint file name of the flat layout (and of every archive of earlier builds).
 pub const FILE_NAME: &str = "checkpoint.json";
+/// The checkpoint file name of the partitioned layout: `_` keeps it out of Spark's reads.
+pub const PARTITIONED_FILE_NAME: &str = "_checkpoint.json";
 /// The format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
@@ -56,6 +60,20 @@ pub struct Checkpoint {
     pub recent_ids: Vec<String>,
     /// The sequence number of the next segment.
     pub next_seq: u64,
+    /// The directory's layout; checkpoints of earlier builds have none and are flat.
+    #[serde(default)]
+    pub layout: Option<String>,
+}
+
+impl Checkpoint {
+    /// The layout this checkpoint records.
+    pub fn layout(&self) -> Result<Layout, DecodeError> {
+        match self.layout.as_deref() {
+            None => Ok(Layout::Flat),
+            Some(name) => Layout::parse(name)
+                .ok_or_else(|| DecodeError::Malformed(format!("unknown layout {name:?}"))),
+        }
+    }
 }
 
 /// Why a checkpoint cannot be used.
@@ -97,13 +115,18 @@ pub fn decode(text: &str) -> Result<Checkpoint, DecodeError> {
     }
     let checkpoint: Checkpoint =
         serde_json::from_value(value).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    checkpoint.layout()?;
     for file in &checkpoint.files {
+        // A relative path of plain names (`stream/date=…/file`): never out of the directory.
         let plain = |name: &str| {
-            !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != ".."
+            !name.contains('\\')
+                && name
+                    .split('/')
+                    .all(|part| !part.is_empty() && part != "." && part != "..")
         };
         if !plain(&file.name) || !plain(&file.final_name) {
             return Err(DecodeError::Malformed(format!(
-                "file name {:?} is not a plain name",
+                "file name {:?} is not a plain relative name",
                 file.name
             )));
         }
@@ -111,18 +134,27 @@ pub fn decode(text: &str) -> Result<Checkpoint, DecodeError> {
     Ok(checkpoint)
 }
 
-/// The checkpoint path in `dir`.
-pub fn path(dir: &Path) -> PathBuf {
-    dir.join(FILE_NAME)
+/// The checkpoint path in `dir` for `layout`.
+pub fn path(dir: &Path, layout: Layout) -> PathBuf {
+    dir.join(match layout {
+        Layout::Partitioned => PARTITIONED_FILE_NAME,
+        Layout::Flat => FILE_NAME,
+    })
 }
 
 /// The largest checkpoint read. A real one is about 40 KB (1,024 recent ids and two files); a
 /// larger file is damage or tampering, and is refused before it is read into memory.
 pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
 
-/// Reads the checkpoint in `dir`; `Ok(None)` if there is none.
+/// Reads the checkpoint in `dir`, of either layout; `Ok(None)` if there is none.
 pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
-    let path = path(dir);
+    match read_file(path(dir, Layout::Partitioned))? {
+        Some(checkpoint) => Ok(Some(checkpoint)),
+        None => read_file(path(dir, Layout::Flat)),
+    }
+}
+
+fn read_file(path: PathBuf) -> Result<Option<Checkpoint>, Error> {
     let file = match Error::open(
         fs::OpenOptions::new().read(true),
         "reading checkpoint",
@@ -159,9 +191,11 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
 /// SAFETY (crash window): the new content goes to a temporary file that is fsynced before it is
 /// renamed over the old checkpoint, and the directory is fsynced after; a crash at any point
 /// leaves either the old or the new checkpoint, complete, never a mix or nothing.
-pub fn write(dir: &Path, checkpoint: &Checkpoint) -> Result<(), Error> {
-    let final_path = path(dir);
-    let tmp_path = dir.join(format!("{FILE_NAME}.tmp"));
+pub fn write(dir: &Path, layout: Layout, checkpoint: &Checkpoint) -> Result<(), Error> {
+    let final_path = path(dir, layout);
+    let mut tmp_path = final_path.clone().into_os_string();
+    tmp_path.push(".tmp");
+    let tmp_path = PathBuf::from(tmp_path);
     let mut file = Error::open(
         fs::OpenOptions::new()
             .write(true)
@@ -197,6 +231,7 @@ mod tests {
             last_dt: "2025-01-31T12:00:01Z".into(),
             recent_ids: vec!["ff".into()],
             next_seq: 2,
+            layout: Some("partitioned".into()),
         }
     }
 
@@ -220,11 +255,22 @@ mod tests {
             Err(DecodeError::Malformed(_))
         ));
         let mut evil = sample();
-        evil.files[0].name = "../../etc/passwd".into();
+        for name in ["../../etc/passwd", "/etc/passwd", "a//b", "a/./b", ""] {
+            evil.files[0].name = name.into();
+            assert!(
+                matches!(decode(&encode(&evil)), Err(DecodeError::Malformed(_))),
+                "{name}"
+            );
+        }
+        let mut layout = sample();
+        layout.layout = Some("hive".into());
         assert!(matches!(
-            decode(&encode(&evil)),
+            decode(&encode(&layout)),
             Err(DecodeError::Malformed(_))
         ));
+        // Earlier builds wrote no layout field: such a checkpoint is flat.
+        let old = encode(&sample()).replace("\"layout\": \"partitioned\"", "\"x\": 0");
+        assert_eq!(decode(&old).unwrap().layout(), Ok(Layout::Flat));
     }
 
     #[test]
@@ -232,8 +278,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         assert_eq!(read(dir).unwrap(), None);
-        write(dir, &sample()).unwrap();
+        write(dir, Layout::Partitioned, &sample()).unwrap();
         assert_eq!(read(dir).unwrap(), Some(sample()));
-        assert!(!dir.join("checkpoint.json.tmp").exists());
+        assert!(dir.join("_checkpoint.json").exists());
+        assert!(!dir.join("_checkpoint.json.tmp").exists());
+        assert!(!dir.join("checkpoint.json").exists());
     }
 }

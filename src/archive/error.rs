@@ -21,6 +21,8 @@ pub enum Error {
     Locked { dir: PathBuf, pid: String },
     /// A file the archiver writes or reads in its directory is a symbolic link.
     Symlink { path: PathBuf },
+    /// The directory's layout (or naming) is not the one asked for.
+    Layout { dir: PathBuf, message: String },
 }
 
 impl Error {
@@ -77,6 +79,7 @@ impl fmt::Display for Error {
                  remove it or move the archive",
                 path.display()
             ),
+            Error::Layout { dir, message } => write!(f, "{}: {message}", dir.display()),
             Error::Locked { dir, pid } => {
                 write!(
                     f,
@@ -92,7 +95,10 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Checkpoint { .. } | Error::Locked { .. } | Error::Symlink { .. } => None,
+            Error::Checkpoint { .. }
+            | Error::Locked { .. }
+            | Error::Symlink { .. }
+            | Error::Layout { .. } => None,
         }
     }
 }

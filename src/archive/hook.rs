@@ -1,4 +1,6 @@
-//! `--on-ready`: a program started with each completed event file's path, never waited for.
+//! `--on-ready`: a program started with each completed event file's path and key (the path
+//! relative to the archive directory, e.g. `recentchange/date=2025-01-31/….ndjson.gz`), never
+//! waited for.
 //!
 //! Children are collected without blocking (`reap`) and their failures logged; archiving goes
 //! on whatever they do.
@@ -23,12 +25,15 @@ impl OnReady {
         }
     }
 
-    /// Starts the program for `path`; a failure to start is logged, not returned.
-    pub fn start(&mut self, path: &Path) {
+    /// Starts the program for `path`, whose key is `key`; a failure to start is logged, not
+    /// returned.
+    pub fn start(&mut self, path: &Path, key: &str) {
         let Some(program) = &self.program else {
             return;
         };
-        match Command::new(program).arg(path).stdin(Stdio::null()).spawn() {
+        let mut command = Command::new(program);
+        command.arg(path).arg(key).stdin(Stdio::null());
+        match command.spawn() {
             Ok(child) => self.children.push((child, path.to_path_buf())),
             Err(e) => log::warn!(
                 "--on-ready {}: cannot start it for {}: {e}",

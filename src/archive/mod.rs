@@ -25,17 +25,18 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use self::checkpoint::{Checkpoint, FileKind, OpenFile};
 pub use self::error::Error;
 use self::hook::OnReady;
-use self::listing::list_dir;
+use self::listing::{Found, walk};
 pub use self::listing::{Listing, list_archive};
 pub use self::lock::{DirLock, LOCK_FILE};
-pub use self::naming::{FileRole, Naming, classify};
+pub use self::naming::{FileRole, Layout, Naming, classify};
 pub use self::reader::{IntactPrefix, intact_prefix};
 pub use self::recover::{DAMAGED_DIR, Rewind};
 use self::writer::Segment;
@@ -45,6 +46,11 @@ use crate::event::RecentIds;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub dir: PathBuf,
+    /// The layout asked for (`--layout`); `None` keeps the directory's, or partitions a new one.
+    pub layout: Option<Layout>,
+    /// The stream names asked for (`recentchange`): the directory names of the partitioned
+    /// layout, for events whose `meta.stream` is one of them (`mediawiki.recentchange` too).
+    pub streams: Vec<String>,
     pub naming: Naming,
     pub level: u32,
     pub policy: rotate::Policy,
@@ -77,14 +83,30 @@ pub struct Resume {
     pub rewound: bool,
 }
 
+/// Where an event goes in the partitioned layout: its `meta.stream` and `meta.dt`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Place<'a> {
+    pub stream: Option<&'a str>,
+    pub dt_ms: Option<i64>,
+}
+
 /// A file being written, with what rotation needs to know about it.
 struct OpenSegment {
     kind: FileKind,
     segment: Segment,
+    /// The path relative to the archive directory while open, and when completed.
     name: String,
     final_name: String,
     opened_at: OffsetDateTime,
+    /// The partitioned layout's stream directory and date of the file.
+    partition: Option<(String, Date)>,
 }
+
+/// A file for day D stays open for events dated D until an event of its stream dated at least
+/// this long after D's end arrives; events of the live feed are out of order by seconds.
+pub const STRAGGLER_GRACE_MS: i64 = 5 * 60 * 1000;
+/// At most this many files of one stream are open at once (days that events jump between).
+const MAX_OPEN_PER_STREAM: usize = 4;
 
 impl OpenSegment {
     fn record(&self) -> OpenFile {
@@ -103,7 +125,9 @@ impl OpenSegment {
 /// The archive directory and the files open in it.
 pub struct Archive {
     cfg: Config,
-    segment: Option<OpenSegment>,
+    layout: Layout,
+    /// Flat: at most one. Partitioned: per stream, one per date still open.
+    segments: Vec<OpenSegment>,
     rejects: Option<OpenSegment>,
     next_seq: u64,
     /// Compressed bytes of the files completed by this process.
@@ -115,6 +139,8 @@ pub struct Archive {
     n_checkpoints_total: u64,
     /// Files deleted by retention since `take_deletion_count` last asked.
     n_deleted: u64,
+    /// Event files completed since `take_completed` last asked, with the reason.
+    newly_completed: Vec<(PathBuf, rotate::Reason)>,
 }
 
 impl Archive {
@@ -125,16 +151,19 @@ impl Archive {
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
         check_writable(&dir)?;
         let saved = checkpoint::read(&dir)?;
+        let layout = choose_layout(&cfg, saved.as_ref())?;
         let mut archive = Archive {
             on_ready: OnReady::new(cfg.on_ready.clone()),
             cfg,
-            segment: None,
+            layout,
+            segments: Vec::new(),
             rejects: None,
             next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
             n_checkpoints: 0,
             n_checkpoints_total: 0,
             n_deleted: 0,
+            newly_completed: Vec::new(),
         };
         let listed: HashSet<String> = saved
             .iter()
@@ -193,20 +222,133 @@ impl Archive {
         Ok((archive, resume))
     }
 
-    /// Appends one event's JSON as a line, opening a segment first if none is open.
+    /// The layout of the directory (recorded in its checkpoint).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Appends one event's JSON as a line to the file it belongs in, opening that first if
+    /// needed. Partitioned, it first completes the stream's files of earlier days whose grace
+    /// has passed (before the line, so that their checkpoint does not hold an event it does
+    /// not claim).
     pub fn append(
         &mut self,
         data: &str,
+        place: Place<'_>,
         now: OffsetDateTime,
         cursor: Cursor<'_>,
     ) -> Result<(), Error> {
-        if self.segment.is_none() {
-            let (name, final_name) = self.cfg.naming.segment_names(now, self.next_seq);
-            self.next_seq += 1;
-            self.segment = Some(self.create(FileKind::Segment, name, final_name, now, cursor)?);
+        let idx = match self.layout {
+            Layout::Flat if !self.segments.is_empty() => 0,
+            Layout::Flat => {
+                let (name, final_name) = self.cfg.naming.segment_names(now, self.next_seq);
+                self.next_seq += 1;
+                let open = self.create(FileKind::Segment, name, final_name, now, None, cursor)?;
+                self.segments.push(open);
+                0
+            }
+            Layout::Partitioned => self.partition_for(place, now, cursor)?,
+        };
+        self.segments[idx]
+            .segment
+            .write_line(one_line(data).as_bytes())
+    }
+
+    /// The index of the open file for an event at `place`, after completing its stream's
+    /// files whose day is over (see `STRAGGLER_GRACE_MS`); opens one if needed.
+    fn partition_for(
+        &mut self,
+        place: Place<'_>,
+        now: OffsetDateTime,
+        cursor: Cursor<'_>,
+    ) -> Result<usize, Error> {
+        let stream = self.stream_dir(place.stream);
+        let event_time = place
+            .dt_ms
+            .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+            .unwrap_or(now);
+        let date = event_time.date();
+        let event_ms = crate::times::unix_ms(event_time);
+        let over = |open: &OpenSegment| {
+            open.partition.as_ref().is_some_and(|(s, d)| {
+                *s == stream
+                    && *d < date
+                    && day_end_ms(*d).saturating_add(STRAGGLER_GRACE_MS) <= event_ms
+            })
+        };
+        while let Some(idx) = self.segments.iter().position(over) {
+            let open = self.segments.remove(idx);
+            self.complete(open, cursor, rotate::Reason::Date)?;
         }
-        let open = self.segment.as_mut().expect("a segment was opened above");
-        open.segment.write_line(one_line(data).as_bytes())
+        let same = |open: &OpenSegment| open.partition.as_ref() == Some(&(stream.clone(), date));
+        if let Some(idx) = self.segments.iter().position(same) {
+            return Ok(idx);
+        }
+        let of_stream: Vec<usize> = (0..self.segments.len())
+            .filter(|&i| {
+                self.segments[i]
+                    .partition
+                    .as_ref()
+                    .is_some_and(|(s, _)| *s == stream)
+            })
+            .collect();
+        if of_stream.len() >= MAX_OPEN_PER_STREAM {
+            let oldest = of_stream
+                .into_iter()
+                .min_by_key(|&i| self.segments[i].opened_at)
+                .expect("the stream has open files");
+            let open = self.segments.remove(oldest);
+            self.complete(open, cursor, rotate::Reason::Date)?;
+        }
+        let rel_dir = naming::partition_dir(&stream, date);
+        self.make_dirs(&rel_dir)?;
+        let naming = Naming::Ours {
+            label: stream.clone(),
+        };
+        let (name, final_name) = naming.segment_names(event_time, self.next_seq);
+        self.next_seq += 1;
+        let open = self.create(
+            FileKind::Segment,
+            format!("{rel_dir}/{name}"),
+            format!("{rel_dir}/{final_name}"),
+            now,
+            Some((stream, date)),
+            cursor,
+        )?;
+        self.segments.push(open);
+        Ok(self.segments.len() - 1)
+    }
+
+    /// The directory name of an event's stream: the asked-for name it matches, or its own.
+    fn stream_dir(&self, stream: Option<&str>) -> String {
+        let Some(stream) = stream else {
+            return naming::stream_label(&self.cfg.streams[..self.cfg.streams.len().min(1)]);
+        };
+        let asked = self.cfg.streams.iter().find(|name| {
+            stream == name.as_str() || stream.strip_prefix("mediawiki.") == Some(name.as_str())
+        });
+        naming::stream_label(&[asked.map_or(stream, String::as_str).to_string()])
+    }
+
+    /// Creates the directories of `rel_dir` (relative, `/`-separated) under the archive
+    /// directory, refusing links, and makes new entries durable.
+    fn make_dirs(&self, rel_dir: &str) -> Result<(), Error> {
+        let mut path = self.cfg.dir.clone();
+        for part in rel_dir.split('/') {
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::Symlink { path });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&path).map_err(|e| Error::io("creating directory", &path, e))?;
+                    writer::sync_dir(&path)?;
+                }
+                Err(e) => return Err(Error::io("reading metadata of", &path, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Appends one line to the rejects file, opening it first if needed.
@@ -217,13 +359,25 @@ impl Archive {
         cursor: Cursor<'_>,
     ) -> Result<(), Error> {
         if self.rejects.is_none() {
+            let rel_dir = match self.layout {
+                Layout::Partitioned => {
+                    self.make_dirs(naming::REJECTS_DIR)?;
+                    format!("{}/", naming::REJECTS_DIR)
+                }
+                Layout::Flat => String::new(),
+            };
+            let names = |n_try| {
+                let (name, final_name) = naming::rejects_names(now, n_try);
+                (format!("{rel_dir}{name}"), format!("{rel_dir}{final_name}"))
+            };
             let mut n_try = 1;
-            let (mut name, mut final_name) = naming::rejects_names(now, n_try);
+            let (mut name, mut final_name) = names(n_try);
             while self.cfg.dir.join(&final_name).exists() || self.cfg.dir.join(&name).exists() {
                 n_try += 1;
-                (name, final_name) = naming::rejects_names(now, n_try);
+                (name, final_name) = names(n_try);
             }
-            self.rejects = Some(self.create(FileKind::Rejects, name, final_name, now, cursor)?);
+            let open = self.create(FileKind::Rejects, name, final_name, now, None, cursor)?;
+            self.rejects = Some(open);
         }
         let open = self
             .rejects
@@ -240,6 +394,7 @@ impl Archive {
         name: String,
         final_name: String,
         now: OffsetDateTime,
+        partition: Option<(String, Date)>,
         cursor: Cursor<'_>,
     ) -> Result<OpenSegment, Error> {
         let dir = &self.cfg.dir;
@@ -251,14 +406,18 @@ impl Archive {
             name,
             final_name,
             opened_at: now,
+            partition,
         };
         self.write_checkpoint(cursor, Some(&open))?;
         Ok(open)
     }
 
-    /// Whether the open segment must be completed now.
+    /// Whether an open segment must be completed now, and why.
     pub fn rotation_due(&self, now: OffsetDateTime) -> Option<rotate::Reason> {
-        let open = self.segment.as_ref()?;
+        self.segments.iter().find_map(|open| self.due(open, now))
+    }
+
+    fn due(&self, open: &OpenSegment, now: OffsetDateTime) -> Option<rotate::Reason> {
         rotate::due(
             &self.cfg.policy,
             open.opened_at,
@@ -281,10 +440,7 @@ impl Archive {
         extra: Option<&OpenSegment>,
     ) -> Result<(), Error> {
         let mut files = Vec::new();
-        for open in [self.segment.as_mut(), self.rejects.as_mut()]
-            .into_iter()
-            .flatten()
-        {
+        for open in self.segments.iter_mut().chain(self.rejects.as_mut()) {
             open.segment.end_member()?;
             files.push(open.record());
         }
@@ -302,8 +458,9 @@ impl Archive {
                 .map(|key| format!("{key:x}"))
                 .collect(),
             next_seq: self.next_seq,
+            layout: Some(self.layout.as_str().to_string()),
         };
-        checkpoint::write(&self.cfg.dir, &saved)?;
+        checkpoint::write(&self.cfg.dir, self.layout, &saved)?;
         self.n_checkpoints += 1;
         self.n_checkpoints_total += 1;
         Ok(())
@@ -325,19 +482,36 @@ impl Archive {
         std::mem::take(&mut self.n_checkpoints)
     }
 
-    /// Completes the open segment (if any): seal, checkpoint without it, rename, run `--on-ready`.
+    /// Completes the open segments that `reason` applies to (all of them for a signal or
+    /// shutdown, else those due by the policy): seal, checkpoint without them, rename, run
+    /// `--on-ready`; then applies retention.
     pub fn rotate(
         &mut self,
         reason: rotate::Reason,
         cursor: Cursor<'_>,
         now: OffsetDateTime,
-    ) -> Result<Option<PathBuf>, Error> {
-        let Some(open) = self.segment.take() else {
-            return Ok(None);
-        };
-        let path = self.complete(open, cursor, &format!("rotation by {reason}"))?;
-        self.apply_retention(now)?;
-        Ok(Some(path))
+    ) -> Result<(), Error> {
+        let all = matches!(reason, rotate::Reason::Signal | rotate::Reason::Shutdown);
+        let mut idx = 0;
+        let mut any = false;
+        while idx < self.segments.len() {
+            let reason = match all {
+                true => Some(reason),
+                false => self.due(&self.segments[idx], now),
+            };
+            match reason {
+                Some(reason) => {
+                    let open = self.segments.remove(idx);
+                    self.complete(open, cursor, reason)?;
+                    any = true;
+                }
+                None => idx += 1,
+            }
+        }
+        if any {
+            self.apply_retention(now)?;
+        }
+        Ok(())
     }
 
     /// Completes a file taken out of `self`: seal it, checkpoint without it, rename it, and hand
@@ -346,15 +520,27 @@ impl Archive {
         &mut self,
         open: OpenSegment,
         cursor: Cursor<'_>,
-        why: &str,
-    ) -> Result<PathBuf, Error> {
+        reason: rotate::Reason,
+    ) -> Result<(), Error> {
         let sealed = open.segment.seal()?;
         self.write_checkpoint(cursor, None)?;
         let n_lines = sealed.n_lines;
         let path = sealed.complete()?;
+        let why = match open.kind {
+            FileKind::Segment => format!("rotation by {reason}"),
+            FileKind::Rejects => format!("rejects, at {reason}"),
+        };
         log::info!("completed {} ({n_lines} lines, {why})", path.display());
-        self.completed(path.clone(), open.kind);
-        Ok(path)
+        if open.kind == FileKind::Segment {
+            self.newly_completed.push((path.clone(), reason));
+        }
+        self.completed(path, &open.final_name, open.kind);
+        Ok(())
+    }
+
+    /// The event files completed since the last call, with why.
+    pub fn take_completed(&mut self) -> Vec<(PathBuf, rotate::Reason)> {
+        std::mem::take(&mut self.newly_completed)
     }
 
     /// Deletes completed files beyond `--keep-days` / `--max-archive-bytes`, oldest first, never
@@ -366,8 +552,13 @@ impl Archive {
         }
         let dir = self.cfg.dir.clone();
         let mut completed = Vec::new();
-        for (name, entry) in list_dir(&dir)? {
-            let is_segment = matches!(self.cfg.naming.parse(&name), Some((_, None)));
+        for Found { rel, name, entry } in walk(&dir, self.layout)? {
+            let is_segment = match self.layout {
+                Layout::Flat => matches!(self.cfg.naming.parse(&name), Some((_, None))),
+                Layout::Partitioned => {
+                    matches!(classify(&name), Some(FileRole::Events { open: false, .. }))
+                }
+            };
             let is_rejects = naming::parse_rejects(&name) == Some(None);
             if !is_segment && !is_rejects {
                 continue;
@@ -377,7 +568,7 @@ impl Archive {
                 .map_err(|e| Error::io("reading metadata of", &entry.path(), e))?;
             let modified = meta.modified().map(OffsetDateTime::from).unwrap_or(now);
             completed.push(retention::Completed {
-                name,
+                name: rel,
                 modified,
                 size: meta.len(),
             });
@@ -385,6 +576,13 @@ impl Archive {
         for name in retention::select(&policy, &completed, now) {
             let path = dir.join(&name);
             fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
+            if self.layout == Layout::Partitioned
+                && let Some(parent) = path.parent()
+                && parent != dir
+            {
+                // The last file of a day takes its partition directory along (if now empty).
+                let _ = fs::remove_dir(parent);
+            }
             self.n_deleted += 1;
             log::info!(
                 "deleted {} (--keep-days / --max-archive-bytes)",
@@ -398,17 +596,17 @@ impl Archive {
     pub fn close(&mut self, cursor: Cursor<'_>, now: OffsetDateTime) -> Result<(), Error> {
         self.rotate(rotate::Reason::Shutdown, cursor, now)?;
         if let Some(open) = self.rejects.take() {
-            self.complete(open, cursor, "rejects, at shutdown")?;
+            self.complete(open, cursor, rotate::Reason::Shutdown)?;
         }
         Ok(())
     }
 
-    /// Records a completed file and starts the `--on-ready` program for it (archive files only,
-    /// not rejects).
-    fn completed(&mut self, path: PathBuf, kind: FileKind) {
+    /// Records a completed file and starts the `--on-ready` program for it with its path and
+    /// its key (`rel`, the path relative to the directory); archive files only, not rejects.
+    fn completed(&mut self, path: PathBuf, rel: &str, kind: FileKind) {
         self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
         if kind == FileKind::Segment {
-            self.on_ready.start(&path);
+            self.on_ready.start(&path, rel);
         }
     }
 
@@ -417,18 +615,20 @@ impl Archive {
         self.on_ready.reap();
     }
 
-    /// The open segment's `.part` name and compressed size so far, if one is open.
+    /// The newest open segment's name and the compressed size of all open segments, if any
+    /// is open.
     pub fn open_file(&self) -> Option<(&str, u64)> {
-        self.segment
-            .as_ref()
-            .map(|o| (o.name.as_str(), o.segment.compressed_bytes()))
+        let newest = self.segments.iter().max_by_key(|o| o.opened_at)?;
+        let bytes = self.segments.iter().map(|o| o.segment.compressed_bytes());
+        Some((newest.name.as_str(), bytes.sum()))
     }
 
     /// Compressed bytes written by this process, to archive and rejects files.
     pub fn bytes_written(&self) -> u64 {
-        let open = [&self.segment, &self.rejects]
-            .into_iter()
-            .flatten()
+        let open = self
+            .segments
+            .iter()
+            .chain(&self.rejects)
             .map(|o| o.segment.compressed_bytes());
         self.completed_bytes + open.sum::<u64>()
     }
@@ -437,6 +637,58 @@ impl Archive {
 /// How many recent ids a checkpoint carries: at 100 events/s about ten seconds, far more than
 /// the events sharing the resume millisecond, at ~40 KB of JSON per checkpoint.
 const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
+
+/// The end of UTC day `date` (the next midnight), in Unix ms.
+fn day_end_ms(date: Date) -> i64 {
+    let next = date.next_day().unwrap_or(date);
+    next.midnight()
+        .assume_utc()
+        .unix_timestamp()
+        .saturating_mul(1000)
+}
+
+/// The layout of the directory: the one its checkpoint records (flat when it records none, or
+/// when there is no checkpoint but flat files); else the one asked for, partitioned by default
+/// (flat with the Python archiver's naming, which has no partitions).
+fn choose_layout(cfg: &Config, saved: Option<&Checkpoint>) -> Result<Layout, Error> {
+    let layout_error = |message: String| Error::Layout {
+        dir: cfg.dir.clone(),
+        message,
+    };
+    let recorded = match saved {
+        Some(saved) => Some(saved.layout().map_err(|e| Error::Checkpoint {
+            path: checkpoint::path(&cfg.dir, Layout::Flat),
+            message: e.to_string(),
+        })?),
+        None => walk(&cfg.dir, Layout::Flat)?
+            .iter()
+            .any(|f| classify(&f.name).is_some())
+            .then_some(Layout::Flat),
+    };
+    let wsr = cfg.naming == Naming::WikistreamReader;
+    let layout = match (recorded, cfg.layout) {
+        (Some(recorded), Some(asked)) if recorded != asked => {
+            return Err(layout_error(format!(
+                "this archive directory has the {} layout, not the {} one asked for by --layout; \
+                 keep its layout (leave out --layout) or use another directory",
+                recorded.as_str(),
+                asked.as_str()
+            )));
+        }
+        (Some(recorded), _) => recorded,
+        (None, Some(asked)) => asked,
+        (None, None) if wsr => Layout::Flat,
+        (None, None) => Layout::Partitioned,
+    };
+    if layout == Layout::Partitioned && wsr {
+        return Err(layout_error(
+            "this archive directory has the partitioned layout; --naming wikistreamreader \
+             needs the flat one"
+                .into(),
+        ));
+    }
+    Ok(layout)
+}
 
 /// Fails early, with the path, when `dir` cannot take new files.
 fn check_writable(dir: &Path) -> Result<(), Error> {

@@ -1,11 +1,116 @@
-//! Every file name in an archive directory, made or parsed: event segments in both namings,
-//! rejects files, and what a name says about its file (`classify`).
+//! Every file name in an archive directory, made or parsed: the two layouts (partitioned by
+//! stream and date, or flat), event segments in both namings, rejects files, and what a name
+//! says about its file (`classify`, `name_time_ms`).
 //!
 //! Pure: names in, names out. It does not list directories (`listing.rs`) or touch files.
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::times::compact_utc;
+
+/// How the files of an archive directory are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `<stream>/date=YYYY-MM-DD/<stream>-<first event's UTC time>-<seq>.ndjson.gz`, rejects in
+    /// `_rejects/`, the checkpoint `_checkpoint.json`: Hive-style partitions that Spark, DuckDB
+    /// and Athena prune by date, and names that their globs and Hadoop's input rules skip.
+    Partitioned,
+    /// Everything in the directory itself, files named after the time they were opened (the
+    /// only layout of earlier builds, and the Python archiver's).
+    Flat,
+}
+
+impl Layout {
+    pub const NAMES: [(&'static str, Layout); 2] =
+        [("partitioned", Layout::Partitioned), ("flat", Layout::Flat)];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Partitioned => "partitioned",
+            Layout::Flat => "flat",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Layout> {
+        Layout::NAMES
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, layout)| *layout)
+    }
+}
+
+/// The rejects directory of the partitioned layout (`_`: Spark and Hadoop skip it).
+pub const REJECTS_DIR: &str = "_rejects";
+
+/// The partition directory of `stream`'s events of `date`, relative to the archive directory.
+pub fn partition_dir(stream: &str, date: Date) -> String {
+    format!(
+        "{stream}/date={:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// The stream and date of a path `<stream>/date=YYYY-MM-DD/<file>` relative to the directory.
+pub fn parse_partition(rel: &str) -> Option<(&str, Date)> {
+    let mut parts = rel.split('/');
+    let (stream, partition, _file) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || stream.is_empty() {
+        return None;
+    }
+    Some((stream, parse_date_dir(partition)?))
+}
+
+/// The date of a partition directory name `date=YYYY-MM-DD`.
+pub fn parse_date_dir(name: &str) -> Option<Date> {
+    let text = name.strip_prefix("date=")?;
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let year: i32 = text[..4].parse().ok()?;
+    let month: u8 = text[5..7].parse().ok()?;
+    let day: u8 = text[8..].parse().ok()?;
+    Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
+}
+
+/// The UTC time (Unix ms, whole seconds) a segment's file name carries, in either naming:
+/// in the partitioned layout the time of its first event, in the flat one the time it was
+/// opened.
+pub fn name_time_ms(base: &str) -> Option<i64> {
+    let base = base.strip_suffix(PART_SUFFIX).unwrap_or(base);
+    let stamp = match base.strip_suffix(SEGMENT_SUFFIX) {
+        Some(rest) => {
+            let (before_seq, _) = rest.rsplit_once('-')?;
+            before_seq.rsplit_once('-')?.1.strip_suffix('Z')?
+        }
+        None => {
+            let rest = base.strip_suffix(".ready").unwrap_or(base);
+            rest.strip_prefix("stream_")?.split_once('_')?.0
+        }
+    };
+    let bytes = stamp.as_bytes();
+    if bytes.len() != 15
+        || bytes[8] != b'T'
+        || !stamp
+            .bytes()
+            .filter(|b| *b != b'T')
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| stamp[range].parse::<u32>().ok();
+    let date = Date::from_calendar_date(
+        num(0..4)? as i32,
+        time::Month::try_from(num(4..6)? as u8).ok()?,
+        num(6..8)? as u8,
+    )
+    .ok()?;
+    let time =
+        time::Time::from_hms(num(9..11)? as u8, num(11..13)? as u8, num(13..15)? as u8).ok()?;
+    Some(date.with_time(time).assume_utc().unix_timestamp() * 1000)
+}
 
 /// Our final archive files end in this.
 pub const SEGMENT_SUFFIX: &str = ".ndjson.gz";
@@ -235,6 +340,29 @@ mod tests {
         );
         assert_eq!(parse_rejects(&rejects_names(t, 3).1), Some(None));
         assert_eq!(parse_rejects("other.part"), None);
+    }
+
+    #[test]
+    fn partitions_and_name_times() {
+        let date = time::macros::date!(2025 - 01 - 31);
+        let dir = partition_dir("recentchange", date);
+        assert_eq!(dir, "recentchange/date=2025-01-31");
+        let rel = format!("{dir}/recentchange-20250131T235959Z-000003.ndjson.gz");
+        assert_eq!(parse_partition(&rel), Some(("recentchange", date)));
+        assert_eq!(parse_partition("recentchange/x/f"), None);
+        assert_eq!(parse_partition("recentchange/date=2025-02-30/f"), None);
+        assert_eq!(parse_partition("a/date=2025-01-31/b/c"), None);
+        assert_eq!(
+            name_time_ms("recentchange-20250131T235959Z-000003.ndjson.gz.part"),
+            Some(1_738_367_999_000)
+        );
+        assert_eq!(
+            name_time_ms("stream_20250131T235959_000000003.gz.ready"),
+            Some(1_738_367_999_000)
+        );
+        assert_eq!(name_time_ms("rejects-x.ndjson.gz"), None);
+        assert_eq!(Layout::parse("flat"), Some(Layout::Flat));
+        assert_eq!(Layout::parse("hive"), None);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use super::checkpoint::{FileKind, OpenFile};
-use super::listing::list_dir;
-use super::naming::parse_rejects;
+use super::listing::{Found, walk};
+use super::naming::{FileRole, Layout, PART_SUFFIX, classify, parse_partition, parse_rejects};
 use super::reader::{IntactPrefix, salvage, scan_intact};
 use super::writer::{Segment, sync_dir};
 use super::{Archive, Error, OpenSegment};
@@ -78,8 +78,19 @@ impl Archive {
     pub(super) fn recover_orphans(&mut self, listed: &HashSet<String>) -> Result<(), Error> {
         let dir = self.cfg.dir.clone();
         let mut orphans = Vec::new();
-        for (name, _) in list_dir(&dir)? {
-            let open = match self.cfg.naming.parse(&name) {
+        for Found { rel, name, .. } in walk(&dir, self.layout)? {
+            let parsed = match self.layout {
+                Layout::Flat => self.cfg.naming.parse(&name),
+                // Ours, with the stream directory's label.
+                Layout::Partitioned => match classify(&name) {
+                    Some(FileRole::Events { seq, open }) => Some((
+                        seq,
+                        open.then(|| name.strip_suffix(PART_SUFFIX).unwrap_or(&name).to_string()),
+                    )),
+                    _ => None,
+                },
+            };
+            let open = match parsed {
                 Some((seq, final_name)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
                     final_name.map(|f| (f, FileKind::Segment))
@@ -89,9 +100,14 @@ impl Archive {
                     .map(|f| (f, FileKind::Rejects)),
             };
             if let Some((final_name, kind)) = open
-                && !listed.contains(&name)
+                && !listed.contains(&rel)
             {
-                orphans.push((name, final_name, kind));
+                // The final name goes in the same directory.
+                let final_rel = match rel.rsplit_once('/') {
+                    Some((parent, _)) => format!("{parent}/{final_name}"),
+                    None => final_name,
+                };
+                orphans.push((rel, final_rel, kind));
             }
         }
         orphans.sort_by(|a, b| a.0.cmp(&b.0));
@@ -131,7 +147,7 @@ impl Archive {
                 "completed {} left by an earlier run ({n_lines} lines)",
                 final_path.display()
             );
-            self.completed(final_path, kind);
+            self.completed(final_path, &final_name, kind);
         }
         Ok(())
     }
@@ -290,12 +306,19 @@ impl Archive {
             )?;
             (segment, None)
         };
+        let partition = match (self.layout, file.kind) {
+            (Layout::Partitioned, FileKind::Segment) => {
+                parse_partition(&file.name).map(|(stream, date)| (stream.to_string(), date))
+            }
+            _ => None,
+        };
         let open = OpenSegment {
             kind: file.kind,
             segment,
             name: file.name.clone(),
             final_name: file.final_name.clone(),
             opened_at,
+            partition,
         };
         log::info!(
             "continuing {} ({} lines)",
@@ -303,7 +326,7 @@ impl Archive {
             open.segment.n_lines()
         );
         match file.kind {
-            FileKind::Segment => self.segment = Some(open),
+            FileKind::Segment => self.segments.push(open),
             FileKind::Rejects => self.rejects = Some(open),
         }
         // Lost rejects are not fetched again on their own: their events come with the rest.

@@ -119,8 +119,15 @@ RUN OPTIONS:
     --rotate-bytes B|off    complete the file after B compressed bytes (checked as deflate emits
                             its blocks of some tens of KB) [default: off]
                             (SIGUSR1 and shutdown also complete the open file)
-    --on-ready CMD          run CMD with each completed file's path as its only argument
-                            (no shell; archiving does not wait for it) [default: none]
+    --on-ready CMD          run CMD PATH KEY for each completed file: its path, and its key
+                            relative to DIR (recentchange/date=2025-01-31/….ndjson.gz), e.g.
+                            for an S3 key (no shell; archiving does not wait for it)
+                            [default: none]
+    --layout partitioned|flat
+                            partitioned: DIR/STREAM/date=YYYY-MM-DD/ by the UTC date of
+                            meta.dt, rejects in DIR/_rejects/; flat: all files in DIR. A
+                            directory keeps the layout it was made with [default: partitioned
+                            for a new directory, flat with --naming wikistreamreader]
     --naming ours|wikistreamreader
                             file names: ours (stream-UTCSTART-SEQ.ndjson.gz, .part while open) or
                             the Python archiver's (stream_START_SEQ.gz, .ready when complete)

@@ -55,6 +55,7 @@ pub struct RunArgs {
     pub rotate_bytes: Option<OsString>,
     pub on_ready: Option<OsString>,
     pub naming: Option<OsString>,
+    pub layout: Option<OsString>,
     pub checkpoint_interval: Option<OsString>,
     pub gap_warn: Option<OsString>,
     pub status_port: Option<OsString>,
@@ -240,6 +241,7 @@ fn run_cmd(parser: &mut lexopt::Parser) -> Result<Command, Error> {
             Long("rotate-bytes") if archiving => raw.rotate_bytes = Some(parser.value()?),
             Long("on-ready") if archiving => raw.on_ready = Some(parser.value()?),
             Long("naming") if archiving => raw.naming = Some(parser.value()?),
+            Long("layout") if archiving => raw.layout = Some(parser.value()?),
             Long("checkpoint-interval") if archiving => {
                 raw.checkpoint_interval = Some(parser.value()?)
             }

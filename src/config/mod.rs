@@ -118,6 +118,10 @@ fn run_config(raw: cli::RunArgs) -> Result<(run::Config, Logging), Error> {
         (false, false) => Output::Archive,
     };
     let (url, label) = source(&raw)?;
+    let streams = url_stream_names(&url);
+    let layout = optional(raw.layout.as_deref(), |v| {
+        choice("--layout", v, &naming::Layout::NAMES, "partitioned or flat")
+    })?;
     let user_agent = match &raw.user_agent {
         Some(v) => text("--user-agent", v)?.to_string(),
         None => d::USER_AGENT.to_string(),
@@ -138,7 +142,14 @@ fn run_config(raw: cli::RunArgs) -> Result<(run::Config, Logging), Error> {
     let number_or_off = |flag: &str, v: Option<&OsStr>, default: Option<u64>, min, max| {
         or_default(v, default, |v| values::number_or_off(flag, v, min, max))
     };
+    if naming && layout == Some(naming::Layout::Partitioned) {
+        return Err(Error::usage(
+            "--naming wikistreamreader needs --layout flat (its names have no partitions)",
+        ));
+    }
     let archive = archive::Config {
+        layout,
+        streams,
         dir: raw
             .output_dir
             .clone()

@@ -179,14 +179,23 @@ impl Session {
 
     fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
         let now = self.clock.now();
-        if let Some((archive, cursor)) = self.archive_and_cursor()
-            && let Some(path) = archive.rotate(reason, cursor, now)?
-        {
+        if let Some((archive, cursor)) = self.archive_and_cursor() {
+            archive.rotate(reason, cursor, now)?;
+        }
+        self.count_completed(now);
+        self.note_durable();
+        Ok(())
+    }
+
+    /// Counts the files the archive completed (by rotation, or at a new day inside `append`).
+    fn count_completed(&mut self, now: OffsetDateTime) {
+        let Some(archive) = self.sink.archive_mut() else {
+            return;
+        };
+        for (path, reason) in archive.take_completed() {
             self.stats.rotations.add(reason);
             self.stats.note_completed(&path, unix_ms(now));
         }
-        self.note_durable();
-        Ok(())
     }
 
     /// Completes every open file.
@@ -347,9 +356,15 @@ impl Session {
         if let Some(dt) = &meta.dt {
             self.warn_on_gap(dt);
         }
+        let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
+        let place = archive::Place {
+            stream: meta.stream.as_deref(),
+            dt_ms,
+        };
         if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.append(data, now, cursor)?;
-            // A checkpoint inside `append` (a new file) came before this line.
+            archive.append(data, place, now, cursor)?;
+            // A checkpoint inside `append` (a new file, a day completed) came before this line.
+            self.count_completed(now);
             self.note_durable();
         }
         if self.sink.print(data) == Err(OutputClosed) {
@@ -375,7 +390,7 @@ impl Session {
         if let Some(dt) = &meta.dt {
             self.position.last_dt.clear();
             self.position.last_dt.push_str(dt);
-            if let Some(ms) = times::parse_rfc3339_ms(dt) {
+            if let Some(ms) = dt_ms {
                 self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
             }
         }

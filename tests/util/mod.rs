@@ -186,7 +186,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 /// Lines the checkpoint in `dir` says the open event file holds (0 without one).
 pub fn checkpoint_lines(dir: &Path) -> u64 {
-    fs::read_to_string(dir.join("checkpoint.json"))
+    fs::read_to_string(checkpoint_path(dir))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|v| {
@@ -312,28 +312,71 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Data files in `dir`: everything but the lock and the checkpoint.
+/// Data files in `dir`, in either layout: their paths relative to `dir`
+/// (`recentchange/date=…/…`, `_rejects/…`, or plain names when flat), sorted by file name.
+/// Everything but the lock, the checkpoint and `_damaged/`.
 pub fn data_files(dir: &Path) -> Vec<String> {
-    file_names(dir)
-        .into_iter()
-        .filter(|n| n != ".lock" && !n.starts_with("checkpoint.json") && dir.join(n).is_file())
-        .collect()
+    let mut found = Vec::new();
+    collect_files(dir, "", &mut found);
+    found.retain(|rel| {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        name != ".lock"
+            && !name.starts_with("checkpoint.json")
+            && !name.starts_with("_checkpoint.json")
+            && !rel.starts_with("_damaged/")
+    });
+    found.sort_by(|a, b| base_name(a).cmp(base_name(b)).then(a.cmp(b)));
+    found
+}
+
+/// The file name of a relative path.
+pub fn base_name(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+fn collect_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = format!("{prefix}{name}");
+        match entry.file_type().expect("file type") {
+            t if t.is_dir() => collect_files(&entry.path(), &format!("{rel}/"), out),
+            t if t.is_file() => out.push(rel),
+            _ => {}
+        }
+    }
+}
+
+/// The checkpoint of `dir`, in either layout.
+pub fn checkpoint_path(dir: &Path) -> PathBuf {
+    match dir.join("_checkpoint.json").exists() {
+        true => dir.join("_checkpoint.json"),
+        false => dir.join("checkpoint.json"),
+    }
+}
+
+/// Whether a data file (a relative path) is a rejects file.
+pub fn is_rejects(rel: &str) -> bool {
+    base_name(rel).starts_with("rejects-")
 }
 
 /// Archive lines of every completed segment in `dir` (not rejects), in file name order.
 pub fn archive_lines(dir: &Path) -> Vec<String> {
-    file_names(dir)
+    data_files(dir)
         .iter()
-        .filter(|n| n.ends_with(".ndjson.gz") && !n.starts_with("rejects-"))
+        .filter(|n| n.ends_with(".ndjson.gz") && !is_rejects(n))
         .flat_map(|n| gz_lines(&dir.join(n)))
         .collect()
 }
 
 /// Rejects of every completed rejects file in `dir`, parsed.
 pub fn rejects(dir: &Path) -> Vec<serde_json::Value> {
-    file_names(dir)
+    data_files(dir)
         .iter()
-        .filter(|n| n.starts_with("rejects-") && n.ends_with(".ndjson.gz"))
+        .filter(|n| is_rejects(n) && n.ends_with(".ndjson.gz"))
         .flat_map(|n| gz_lines(&dir.join(n)))
         .map(|line| serde_json::from_str(&line).expect("rejects lines are JSON"))
         .collect()

@@ -65,6 +65,13 @@ pub struct Duplicate {
     pub file: String,
 }
 
+/// An event in a partition (`date=…`) of another date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfPartition {
+    pub dt: String,
+    pub file: String,
+}
+
 /// Everything `verify` found.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -88,6 +95,9 @@ pub struct Summary {
     pub offset_gaps: Vec<OffsetGap>,
     pub n_time_gaps: u64,
     pub time_gaps: Vec<TimeGap>,
+    /// Events whose `meta.dt` is not in the date of their file's partition.
+    pub n_out_of_partition: u64,
+    pub out_of_partition: Vec<OutOfPartition>,
 }
 
 impl Summary {
@@ -98,6 +108,7 @@ impl Summary {
             && self.n_offset_gaps == 0
             && self.n_time_gaps == 0
             && self.n_bad_lines == 0
+            && self.n_out_of_partition == 0
     }
 }
 
@@ -115,6 +126,8 @@ pub struct Checker {
     partitions: HashMap<(String, i64), PartitionState>,
     /// The latest `meta.dt` so far (events are not strictly in time order).
     latest: Option<(i64, String)>,
+    /// The UTC day (start and end, Unix ms) of the current file's partition, if it has one.
+    pub partition_day: Option<(i64, i64)>,
     pub summary: Summary,
 }
 
@@ -134,6 +147,7 @@ impl Checker {
             recent_ids: RecentIds::new(DUPLICATE_WINDOW),
             partitions: HashMap::new(),
             latest: None,
+            partition_day: None,
             summary: Summary::default(),
         }
     }
@@ -154,6 +168,16 @@ impl Checker {
         }
         let dt = meta.dt.as_deref().unwrap_or_default();
         let dt_ms = crate::times::parse_rfc3339_ms(dt);
+        if let (Some((start, end)), Some(ms)) = (self.partition_day, dt_ms)
+            && !(start..end).contains(&ms)
+        {
+            summary.n_out_of_partition += 1;
+            let out = OutOfPartition {
+                dt: dt.to_string(),
+                file: file.to_string(),
+            };
+            push_bounded(&mut summary.out_of_partition, out);
+        }
         if let Some(id) = meta.id.as_deref()
             && !self.recent_ids.insert_key(event::id_key(id))
         {

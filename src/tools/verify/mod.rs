@@ -16,7 +16,7 @@ pub use self::checker::{
 };
 pub use self::report::{to_json, to_text};
 use crate::archive::reader::{self, ReadError};
-use crate::archive::{self, FileRole};
+use crate::archive::{self, FileRole, naming};
 use crate::tools::{Error, quiet_on_closed_pipe};
 
 /// The progress line is redrawn at most this often.
@@ -91,7 +91,8 @@ pub fn run(args: &Config) -> Result<bool, Error> {
     let mut progress = Progress::new();
     let n_files = listing.events.len();
     for (file_idx, (path, role)) in listing.events.iter().enumerate() {
-        let name = file_name(path);
+        let name = file_name(&args.dir, path);
+        checker.partition_day = naming::parse_partition(&name).map(|(_, date)| day_ms(date));
         let report = {
             let checker = &mut checker;
             let progress = &mut progress;
@@ -143,7 +144,7 @@ pub fn run(args: &Config) -> Result<bool, Error> {
         match result {
             Ok(report) => checker.summary.n_rejects += report.n_lines,
             Err(e) => {
-                let damaged = DamagedFile::unreadable(file_name(path), &e);
+                let damaged = DamagedFile::unreadable(file_name(&args.dir, path), &e);
                 checker.summary.damaged.push(damaged);
             }
         }
@@ -162,9 +163,16 @@ pub fn run(args: &Config) -> Result<bool, Error> {
     Ok(summary.damaged.is_empty() && summary.n_duplicates == 0)
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+/// A file's path relative to the archive directory (`recentchange/date=…/…`), as reported.
+fn file_name(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The start and end of a UTC day, in Unix ms.
+fn day_ms(date: time::Date) -> (i64, i64) {
+    let start = date.midnight().assume_utc().unix_timestamp() * 1000;
+    (start, start + 86_400_000)
 }

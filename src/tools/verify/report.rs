@@ -105,6 +105,16 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
             );
         }
     }
+    if summary.n_out_of_partition > 0 {
+        let _ = writeln!(
+            out,
+            "  {} outside their partition's date (queries by date miss them):",
+            human::count(summary.n_out_of_partition, "event", "events")
+        );
+        for o in &summary.out_of_partition {
+            let _ = writeln!(out, "    meta.dt {} in {}", o.dt, o.file);
+        }
+    }
     out
 }
 
@@ -148,6 +158,12 @@ pub fn to_json(dir: &Path, summary: &Summary) -> serde_json::Value {
             "examples": summary.time_gaps.iter().map(|g| json!({
                 "before_dt": g.before_dt, "after_dt": g.after_dt, "seconds": g.seconds,
                 "file": g.file,
+            })).collect::<Vec<_>>(),
+        },
+        "out_of_partition": {
+            "count": summary.n_out_of_partition,
+            "examples": summary.out_of_partition.iter().map(|o| json!({
+                "dt": o.dt, "file": o.file,
             })).collect::<Vec<_>>(),
         },
     })
