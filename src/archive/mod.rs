@@ -19,6 +19,7 @@ pub mod reader;
 mod recover;
 pub mod retention;
 pub mod rotate;
+pub mod seek;
 mod writer;
 
 use std::borrow::Cow;

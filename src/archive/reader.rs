@@ -7,7 +7,7 @@
 //! (`intact_prefix`), `cat` and `verify`. It does not list directories or parse JSON.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::Error;
@@ -85,13 +85,29 @@ pub fn read_lines(
     path: &Path,
     on_line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<Report, ReadError> {
-    let file = File::open(path).map_err(|e| ReadError::File(Error::io("opening", path, e)))?;
-    read_lines_of(file, path, on_line)
+    read_lines_from(path, 0, on_line)
 }
 
-/// `read_lines` over an open file (recovery opens it without following links).
+/// `read_lines` from byte `offset` on, which must be the start of a member (`archive::seek`
+/// finds one); the report's offsets stay those of the whole file.
+pub fn read_lines_from(
+    path: &Path,
+    offset: u64,
+    on_line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<Report, ReadError> {
+    let mut file = File::open(path).map_err(|e| ReadError::File(Error::io("opening", path, e)))?;
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| ReadError::File(Error::io("reading", path, e)))?;
+    }
+    read_lines_of(file, offset, path, on_line)
+}
+
+/// `read_lines` over an open file (recovery opens it without following links), positioned at
+/// byte `offset`.
 fn read_lines_of(
     file: File,
+    offset: u64,
     path: &Path,
     on_line: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<Report, ReadError> {
@@ -101,12 +117,12 @@ fn read_lines_of(
         .len();
     let mut reader = CountingReader {
         inner: BufReader::with_capacity(READ_BUFFER_BYTES, file),
-        n_consumed: 0,
+        n_consumed: offset,
     };
     let mut report = Report {
         n_lines: 0,
         text_bytes: 0,
-        intact_bytes: 0,
+        intact_bytes: offset,
         file_bytes,
         damage: None,
     };
@@ -255,7 +271,7 @@ pub struct IntactPrefix {
 /// intact line goes to `on_line`. The file is opened without following a link.
 pub fn scan_intact(path: &Path, on_line: &mut dyn FnMut(&[u8])) -> Result<IntactPrefix, Error> {
     let file = Error::open(std::fs::OpenOptions::new().read(true), "opening", path)?;
-    let report = match read_lines_of(file, path, &mut |line| {
+    let report = match read_lines_of(file, 0, path, &mut |line| {
         on_line(line);
         Ok(())
     }) {

@@ -335,8 +335,30 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     if request.method == "HEAD" {
         return Ok(());
     }
+    // As EventStreams does: a comment at once, so the client knows it is connected.
+    if !request.wants_json {
+        write_chunk(&mut socket, b":ok\n\n")?;
+    }
     let positions = Positions::new(resume, since_ms);
-    let merge = Merge::new(&shared.catalog, names);
+    let seeking = !positions.is_start();
+    let mut keepalive = Keepalive::new(request.wants_json, shared.args.keepalive);
+    let mut sent = Ok(());
+    let mut seek_past = |event: &source::Event| {
+        if sent.is_ok() {
+            sent = keepalive.tick(&mut socket);
+        }
+        positions.seek_past(event)
+    };
+    let started = Instant::now();
+    let merge = Merge::new(
+        &shared.catalog,
+        names,
+        seeking.then_some(&mut seek_past as &mut dyn FnMut(&source::Event) -> bool),
+    );
+    if seeking {
+        log::info!("seeking took {:.3} s", started.elapsed().as_secs_f64());
+    }
+    sent?;
     stream_events(
         socket,
         shared,
@@ -345,6 +367,34 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
         request.wants_json,
         request_idx,
     )
+}
+
+/// Keep-alive comments while a connection seeks or skips, so that a client's idle timeout
+/// never fires before its first event. A failed write is kept for the caller.
+struct Keepalive {
+    /// NDJSON has no comments to send.
+    enabled: bool,
+    every: Duration,
+    last: Instant,
+}
+
+impl Keepalive {
+    fn new(json: bool, every: Duration) -> Keepalive {
+        Keepalive {
+            enabled: !json,
+            // Well inside any idle timeout a client would set.
+            every: every.min(Duration::from_secs(1)),
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+        if self.enabled && self.last.elapsed() >= self.every {
+            self.last = Instant::now();
+            write_chunk(socket, b":\n")?;
+        }
+        Ok(())
+    }
 }
 
 /// Appends the SSE frame of an event with id `id`, or its NDJSON line, to `out`.
@@ -374,8 +424,14 @@ fn stream_events(
     }
     let started = Instant::now();
     let mut n_sent = 0u64;
+    let mut n_skipped = 0u64;
+    let mut keepalive = Keepalive::new(json, args.keepalive);
     while let Some(event) = merge.next() {
         if positions.skips(&event) {
+            n_skipped += 1;
+            if n_skipped % 1024 == 0 {
+                keepalive.tick(&mut socket)?;
+            }
             continue;
         }
         if let Some(rate) = args.rate {

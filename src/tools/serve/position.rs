@@ -4,6 +4,7 @@
 //! Pure: ids and events in, decisions and id text out.
 
 use super::source::Event;
+use crate::archive::seek::ORDER_SLACK_MS;
 
 /// A position in one topic-partition, as in EventStreams ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,32 @@ impl Positions {
             latest,
             started: Vec::new(),
         }
+    }
+
+    /// Whether the connection starts at the beginning (no id, no `since`): nothing to seek.
+    pub(super) fn is_start(&self) -> bool {
+        self.resume.is_empty() && self.since_ms.is_none()
+    }
+
+    /// Whether reading may start after `event`, skipping it and all before it: it lies before
+    /// the start of every topic-partition, by its own offset or, for times (a timestamp mark,
+    /// `since`), by `ORDER_SLACK_MS` more, as events are not in `meta.dt` order. An offset of
+    /// another topic says nothing about this event, and neither does a topic without a mark
+    /// (it starts at its beginning): then nothing is skipped.
+    pub(super) fn seek_past(&self, event: &Event) -> bool {
+        let applies = |e: &Entry| {
+            e.partition == event.partition && e.topic.as_deref().is_none_or(|t| t == event.topic)
+        };
+        let has_own = self.resume.iter().any(applies);
+        if !has_own && self.since_ms.is_none() {
+            return false;
+        }
+        let early =
+            |ms: i64| event.dt_ms != i64::MIN && event.dt_ms < ms.saturating_sub(ORDER_SLACK_MS);
+        self.resume.iter().all(|e| match e.mark {
+            Mark::Offset(offset) => applies(e) && event.has_offset && event.offset <= offset,
+            Mark::Timestamp(ms) => early(ms),
+        }) && self.since_ms.is_none_or(early)
     }
 
     /// Whether `event` comes before the start position. Like Kafka's seek, this is per
@@ -150,7 +177,36 @@ mod tests {
             topic: topic.to_string(),
             partition: 0,
             offset,
+            has_offset: true,
         }
+    }
+
+    #[test]
+    fn seeks_skip_only_what_lies_before_every_start() {
+        let min = 60_000;
+        let id = |json: &str| parse_last_event_id(json).expect("entries");
+        let at = Positions::new(
+            id(r#"[{"topic":"a","partition":0,"timestamp":6000000}]"#),
+            None,
+        );
+        assert!(at.seek_past(&event("a", 0, 6_000_000 - 5 * min - 1)));
+        // Within the slack: events this close may come after later ones.
+        assert!(!at.seek_past(&event("a", 0, 6_000_000 - 5 * min)));
+        // A topic without a mark starts at its beginning.
+        assert!(!at.seek_past(&event("b", 0, 0)));
+        let offsets = Positions::new(id(r#"[{"topic":"a","partition":0,"offset":50}]"#), None);
+        assert!(offsets.seek_past(&event("a", 50, 0)));
+        assert!(!offsets.seek_past(&event("a", 51, 0)));
+        let mut counted = event("a", 10, 0);
+        counted.has_offset = false;
+        assert!(
+            !offsets.seek_past(&counted),
+            "a counted offset is no position"
+        );
+        let since = Positions::new(Vec::new(), Some(10 * min));
+        assert!(since.seek_past(&event("any", 0, 4 * min)));
+        assert!(!since.seek_past(&event("any", 0, 6 * min)));
+        assert!(!Positions::new(Vec::new(), None).seek_past(&event("a", 0, 0)));
     }
 
     #[test]

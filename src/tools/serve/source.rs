@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::archive;
+use crate::archive::{self, seek};
 use crate::tools::Error;
 
 /// Lines read from the start of each input to learn which streams it holds.
@@ -40,7 +40,7 @@ impl Catalog {
             } else {
                 vec![input.clone()]
             };
-            let mut reader = SourceReader::new(files.clone());
+            let mut reader = SourceReader::new(files.iter().map(|f| (f.clone(), 0)).collect());
             for _ in 0..STREAM_SCAN_LINES {
                 let Some(event) = reader.next_event(&mut HashMap::new()) else {
                     break;
@@ -70,17 +70,51 @@ pub(super) struct Event {
     pub(super) topic: String,
     pub(super) partition: i64,
     pub(super) offset: i64,
+    /// The offset is the event's own `meta.offset`, not counted by this reader.
+    pub(super) has_offset: bool,
 }
 
-/// Reads the events of one input's files in order, streaming from gzip or plain NDJSON.
+impl Event {
+    /// The event of one input line; offsets missing from `meta` are counted per topic in
+    /// `counters`.
+    pub(super) fn parse(line: &[u8], counters: &mut HashMap<String, i64>) -> Event {
+        let text = String::from_utf8_lossy(line);
+        let meta = crate::event::inspect(&text).unwrap_or_default();
+        let stream = meta.stream.as_deref().map(String::from);
+        let topic = match (&meta.topic, &stream) {
+            (Some(topic), _) => topic.to_string(),
+            (None, Some(stream)) => format!("eqiad.{stream}"),
+            (None, None) => "eqiad.unknown".to_string(),
+        };
+        let counter = counters.entry(topic.clone()).or_insert(0);
+        let offset = meta.offset.unwrap_or(*counter);
+        *counter = offset + 1;
+        Event {
+            dt_ms: meta
+                .dt
+                .as_deref()
+                .and_then(crate::times::parse_rfc3339_ms)
+                .unwrap_or(i64::MIN),
+            partition: meta.partition.unwrap_or(0),
+            stream,
+            topic,
+            offset,
+            has_offset: meta.offset.is_some(),
+            data: line.to_vec(),
+        }
+    }
+}
+
+/// Reads the events of one input's files in order, streaming from gzip or plain NDJSON, each
+/// file from its start offset (a line or member start).
 struct SourceReader {
-    files: std::vec::IntoIter<PathBuf>,
+    files: std::vec::IntoIter<(PathBuf, u64)>,
     current: Option<(PathBuf, Box<dyn BufRead + Send>)>,
     line: Vec<u8>,
 }
 
 impl SourceReader {
-    fn new(files: Vec<PathBuf>) -> SourceReader {
+    fn new(files: Vec<(PathBuf, u64)>) -> SourceReader {
         SourceReader {
             files: files.into_iter(),
             current: None,
@@ -88,8 +122,26 @@ impl SourceReader {
         }
     }
 
-    fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
-        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, File::open(path)?);
+    /// Positions `files` at the point `before` describes: from the last file whose first event
+    /// is before it, entered by bisection (`archive::seek`).
+    fn seek(files: &[PathBuf], before: &mut dyn FnMut(&[u8]) -> bool) -> Vec<(PathBuf, u64)> {
+        let first = seek::first_file(files, before);
+        let Some(path) = files.get(first) else {
+            return Vec::new();
+        };
+        let offset = seek::start_of(path, before).unwrap_or_else(|e| {
+            log::warn!("{}: reading from its start: {e}", path.display());
+            0
+        });
+        let mut out = vec![(path.clone(), offset)];
+        out.extend(files[first + 1..].iter().map(|p| (p.clone(), 0)));
+        out
+    }
+
+    fn open(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, file);
         // Peek at the gzip magic without consuming it.
         let is_gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(match is_gzip {
@@ -106,8 +158,8 @@ impl SourceReader {
     fn next_line(&mut self) -> Option<&[u8]> {
         loop {
             if self.current.is_none() {
-                let path = self.files.next()?;
-                match SourceReader::open(&path) {
+                let (path, offset) = self.files.next()?;
+                match SourceReader::open(&path, offset) {
                     Ok(reader) => self.current = Some((path, reader)),
                     Err(e) => {
                         log::warn!("skipping {}: {e}", path.display());
@@ -138,29 +190,7 @@ impl SourceReader {
     /// The next event; offsets missing from `meta` are counted per topic in `counters`.
     fn next_event(&mut self, counters: &mut HashMap<String, i64>) -> Option<Event> {
         let line = self.next_line()?;
-        let text = String::from_utf8_lossy(line);
-        let meta = crate::event::inspect(&text).unwrap_or_default();
-        let stream = meta.stream.as_deref().map(String::from);
-        let topic = match (&meta.topic, &stream) {
-            (Some(topic), _) => topic.to_string(),
-            (None, Some(stream)) => format!("eqiad.{stream}"),
-            (None, None) => "eqiad.unknown".to_string(),
-        };
-        let counter = counters.entry(topic.clone()).or_insert(0);
-        let offset = meta.offset.unwrap_or(*counter);
-        *counter = offset + 1;
-        Some(Event {
-            dt_ms: meta
-                .dt
-                .as_deref()
-                .and_then(crate::times::parse_rfc3339_ms)
-                .unwrap_or(i64::MIN),
-            partition: meta.partition.unwrap_or(0),
-            stream,
-            topic,
-            offset,
-            data: line.to_vec(),
-        })
+        Some(Event::parse(line, counters))
     }
 }
 
@@ -173,14 +203,27 @@ pub(super) struct Merge {
 }
 
 impl Merge {
-    pub(super) fn new(catalog: &Catalog, wanted: Vec<String>) -> Merge {
+    /// The merge of the catalog's inputs, each positioned by `seek_past` when given: reading
+    /// starts after the events it says lie before the start position (see `Positions`).
+    pub(super) fn new(
+        catalog: &Catalog,
+        wanted: Vec<String>,
+        mut seek_past: Option<&mut dyn FnMut(&Event) -> bool>,
+    ) -> Merge {
+        let mut sources = Vec::new();
+        for files in &catalog.sources {
+            let files = match seek_past.as_mut() {
+                Some(seek_past) => {
+                    let mut before =
+                        |line: &[u8]| seek_past(&Event::parse(line, &mut HashMap::new()));
+                    SourceReader::seek(files, &mut before)
+                }
+                None => files.iter().map(|f| (f.clone(), 0)).collect(),
+            };
+            sources.push(SourceReader::new(files));
+        }
         let mut merge = Merge {
-            sources: catalog
-                .sources
-                .iter()
-                .cloned()
-                .map(SourceReader::new)
-                .collect(),
+            sources,
             heads: Vec::new(),
             wanted,
             counters: HashMap::new(),
