@@ -208,7 +208,7 @@ mod tests {
         for n in 0..20 {
             for k in 0..=n {
                 let found = last_true(0..n, |i| i < k);
-                assert_eq!(found, k.saturating_sub(1).min(n.saturating_sub(1)).max(0));
+                assert_eq!(found, k.saturating_sub(1).min(n.saturating_sub(1)));
             }
         }
     }

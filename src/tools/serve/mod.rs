@@ -429,7 +429,7 @@ fn stream_events(
     while let Some(event) = merge.next() {
         if positions.skips(&event) {
             n_skipped += 1;
-            if n_skipped % 1024 == 0 {
+            if n_skipped.is_multiple_of(1024) {
                 keepalive.tick(&mut socket)?;
             }
             continue;
