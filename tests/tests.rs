@@ -9,6 +9,7 @@ mod durability;
 mod fixture_server;
 mod hardening;
 mod health;
+mod layout;
 mod parse;
 mod promises;
 mod tls;

@@ -325,8 +325,24 @@ pub fn data_files(dir: &Path) -> Vec<String> {
             && !name.starts_with("_checkpoint.json")
             && !rel.starts_with("_damaged/")
     });
-    found.sort_by(|a, b| base_name(a).cmp(base_name(b)).then(a.cmp(b)));
+    // In writing order: by sequence number (partitioned names start with their first event's
+    // time, which a late event can make earlier than the file before's), then by name.
+    let key = |rel: &String| (seq_of(rel).unwrap_or(u64::MAX), base_name(rel).to_string());
+    found.sort_by_key(key);
     found
+}
+
+/// The sequence number in an event file's name (`…-000012.ndjson.gz`, `…_000000012.gz`).
+fn seq_of(rel: &str) -> Option<u64> {
+    let name = base_name(rel);
+    let stem = name
+        .strip_suffix(".part")
+        .or_else(|| name.strip_suffix(".ready"))
+        .unwrap_or(name);
+    let stem = stem
+        .strip_suffix(".ndjson.gz")
+        .or_else(|| stem.strip_suffix(".gz"))?;
+    stem.rsplit(['-', '_']).next()?.parse().ok()
 }
 
 /// The file name of a relative path.

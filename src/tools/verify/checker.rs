@@ -2,7 +2,7 @@
 //! state (a window of recent `meta.id`s, the last offset per topic-partition, the latest
 //! `meta.dt`), so a year of files takes the same memory as an hour. It collects a `Summary`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use crate::event::{self, RecentIds};
@@ -112,18 +112,27 @@ impl Summary {
     }
 }
 
-/// The last event seen in one topic-partition.
-struct PartitionState {
-    offset: i64,
-    dt: String,
+/// A run of offsets seen in one topic-partition (holes within the slack included).
+struct Run {
+    end: i64,
+    start_dt: String,
+    start_file: String,
+    end_dt: String,
 }
+
+/// At most this many runs are kept per topic-partition; beyond, the lowest hole is taken for
+/// a gap at once. Holes close as out-of-order events arrive (the partitioned layout puts a
+/// day's stragglers into an earlier file), so only a badly gapped archive reaches this.
+const MAX_RUNS: usize = 4096;
 
 /// The pure core: feed it every line in archive order.
 pub struct Checker {
     gap_ms: i64,
     offset_slack: i64,
     recent_ids: RecentIds,
-    partitions: HashMap<(String, i64), PartitionState>,
+    /// Per topic-partition, the runs of offsets seen, by first offset: the holes between them
+    /// are the gaps, reported by `finish`.
+    partitions: HashMap<(String, i64), BTreeMap<i64, Run>>,
     /// The latest `meta.dt` so far (events are not strictly in time order).
     latest: Option<(i64, String)>,
     /// The UTC day (start and end, Unix ms) of the current file's partition, if it has one.
@@ -224,36 +233,84 @@ impl Checker {
     }
 
     fn offset(&mut self, topic: &str, partition: i64, offset: i64, dt: &str, file: &str) {
-        let key = (topic.to_string(), partition);
-        let Some(state) = self.partitions.get_mut(&key) else {
-            let state = PartitionState {
-                offset,
-                dt: dt.to_string(),
-            };
-            self.partitions.insert(key, state);
+        let slack = self.offset_slack;
+        let runs = self
+            .partitions
+            .entry((topic.to_string(), partition))
+            .or_default();
+        // Extend the run that ends just before (within the slack), or start one.
+        let below = runs.range_mut(..=offset).next_back();
+        let start = match below {
+            Some((_, run)) if offset <= run.end => return,
+            Some((&start, run)) if offset - run.end - 1 <= slack => {
+                run.end = offset;
+                run.end_dt.clear();
+                run.end_dt.push_str(dt);
+                start
+            }
+            _ => {
+                let run = Run {
+                    end: offset,
+                    start_dt: dt.to_string(),
+                    start_file: file.to_string(),
+                    end_dt: dt.to_string(),
+                };
+                runs.insert(offset, run);
+                offset
+            }
+        };
+        // Join the next run when the hole between them is within the slack.
+        let end = runs[&start].end;
+        if let Some((&next_start, _)) = runs.range(start + 1..).next()
+            && next_start - end - 1 <= slack
+        {
+            let next = runs.remove(&next_start).expect("listed above");
+            let run = runs.get_mut(&start).expect("listed above");
+            run.end = run.end.max(next.end);
+            run.end_dt = next.end_dt;
+        }
+        if runs.len() > MAX_RUNS {
+            let key = (topic.to_string(), partition);
+            self.close_lowest_hole(&key);
+        }
+    }
+
+    /// Reports the hole after the lowest run of `key` as a gap and joins the two runs.
+    fn close_lowest_hole(&mut self, key: &(String, i64)) {
+        let Some(runs) = self.partitions.get_mut(key) else {
             return;
         };
-        let n_missing = offset - state.offset - 1;
-        if n_missing > self.offset_slack {
-            let summary = &mut self.summary;
-            summary.n_offset_gaps += 1;
-            summary.n_missing_offsets += n_missing as u64;
-            let gap = OffsetGap {
-                topic: topic.to_string(),
-                partition,
-                before: state.offset,
-                after: offset,
-                before_dt: state.dt.clone(),
-                after_dt: dt.to_string(),
-                file: file.to_string(),
-            };
-            push_bounded(&mut summary.offset_gaps, gap);
-        }
-        // A lower offset (a duplicate, or events out of order) does not move the mark back.
-        if offset > state.offset {
-            state.offset = offset;
-            state.dt.clear();
-            state.dt.push_str(dt);
+        let mut lowest = runs.keys().copied();
+        let (Some(first), Some(second)) = (lowest.next(), lowest.next()) else {
+            return;
+        };
+        let next = runs.remove(&second).expect("listed above");
+        let run = runs.get_mut(&first).expect("listed above");
+        let summary = &mut self.summary;
+        summary.n_offset_gaps += 1;
+        summary.n_missing_offsets += (second - run.end - 1) as u64;
+        let gap = OffsetGap {
+            topic: key.0.clone(),
+            partition: key.1,
+            before: run.end,
+            after: second,
+            before_dt: run.end_dt.clone(),
+            after_dt: next.start_dt,
+            file: next.start_file,
+        };
+        push_bounded(&mut summary.offset_gaps, gap);
+        run.end = next.end;
+        run.end_dt = next.end_dt;
+    }
+
+    /// Reports the offset gaps: the holes left between runs once every line was seen.
+    pub fn finish(&mut self) {
+        let mut keys: Vec<(String, i64)> = self.partitions.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            while self.partitions[&key].len() > 1 {
+                self.close_lowest_hole(&key);
+            }
         }
     }
 }
@@ -278,11 +335,15 @@ mod tests {
         // One missing offset (a dropped canary) is within the slack.
         checker.line(event("b", 3, "2024-01-01T00:01:00Z").as_bytes(), "f");
         checker.line(event("c", 4, "2024-01-01T00:00:59Z").as_bytes(), "f");
+        // Out of order, as a day's stragglers read from an earlier file: no gap.
+        checker.line(event("d", 7, "2024-01-01T00:01:01Z").as_bytes(), "f");
+        checker.line(event("e", 5, "2024-01-01T00:01:01Z").as_bytes(), "g");
+        checker.finish();
         let summary = &checker.summary;
         assert!(summary.is_clean(), "{summary:?}");
-        assert_eq!(summary.n_events, 3);
+        assert_eq!(summary.n_events, 5);
         assert_eq!(dt_text(&summary.first_dt), "2024-01-01T00:00:00Z");
-        assert_eq!(dt_text(&summary.last_dt), "2024-01-01T00:01:00Z");
+        assert_eq!(dt_text(&summary.last_dt), "2024-01-01T00:01:01Z");
     }
 
     #[test]
@@ -292,6 +353,7 @@ mod tests {
         checker.line(event("a", 1, "2024-01-01T00:00:00Z").as_bytes(), "f1");
         checker.line(event("b", 10, "2024-01-01T01:00:00Z").as_bytes(), "f2");
         checker.line(b"not json", "f2");
+        checker.finish();
         let summary = &checker.summary;
         assert_eq!(summary.n_duplicates, 1);
         assert_eq!(summary.duplicates[0].id, "a");

@@ -150,6 +150,7 @@ pub fn run(args: &Config) -> Result<bool, Error> {
         }
     }
     progress.clear();
+    checker.finish();
     let summary = &checker.summary;
     let text = match args.json {
         true => format!("{:#}\n", to_json(&args.dir, summary)),
