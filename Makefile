@@ -18,7 +18,7 @@ PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
 PROFILE_DIR := $(if $(filter release,$(PROFILE)),release,debug)
 OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
-.PHONY: all build release test check lint fmt demo install clean \
+.PHONY: all build release test check lint fmt demo install clean engines \
 	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz \
 	interop e2e man
 
@@ -68,6 +68,11 @@ man: build
 # Third-party clients against `serve` (pinned: tests/interop/requirements.txt, tests/js/).
 interop:
 	sh tests/interop/run.sh
+
+# DuckDB and Spark read the partitioned archive (pinned: tests/engines/requirements.txt; Spark
+# needs Java, Debian's default-jre-headless).
+engines:
+	sh tests/engines/run.sh
 
 # The status page in Debian's Chromium via playwright-core; screenshots in target/e2e/.
 e2e:

@@ -1,16 +1,19 @@
 # Shared by bench.sh and soak.sh (sourced, not run): a release build, a seeded corpus kept in
 # target/NAME/ and reused by later runs, its archivable lines, and a replay server on it.
-# The sourcing script sets: name, n_events, corpus_seed.
+# The sourcing script sets: name, n_events, corpus_seed, and may set corpus_args (STEP_MS
+# LATE_MS of make_recentchange.py).
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 work="$root/target/$name"
 mkdir -p "$work"
 bin="$root/target/release/wikistream-archiver"
 cargo build --locked --release --quiet
-corpus="$work/corpus-$n_events.ndjson"
+corpus_args=${corpus_args:-}
+corpus="$work/corpus-$n_events$(printf '%s' "$corpus_args" | tr ' ' '-' | sed 's/^./-&/').ndjson"
 if [ ! -s "$corpus" ]; then
     echo "generating $n_events events (seed $corpus_seed, reused next time) ..." >&2
-    python3 fixtures/make_recentchange.py "$n_events" "$corpus_seed" > "$corpus.tmp"
+    # shellcheck disable=SC2086 # the arguments are words
+    python3 fixtures/make_recentchange.py "$n_events" "$corpus_seed" $corpus_args > "$corpus.tmp"
     mv "$corpus.tmp" "$corpus"
 fi
 grep -v '"domain":"canary"' "$corpus" > "$work/expected.ndjson"
