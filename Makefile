@@ -51,8 +51,8 @@ demo: release
 	port=$$(sed -n 's/^listening on 127.0.0.1://p' .demo-serve.out); \
 	target/release/$(BIN) --url http://127.0.0.1:$$port/v2/stream/recentchange --output-dir demo-archive --max-events 150; \
 	rm -f .demo-serve.out; \
-	ls -l demo-archive; \
-	echo "first archived event:"; zcat demo-archive/*.ndjson.gz | head -n 1
+	find demo-archive -type f | sort; \
+	echo "first archived event:"; zcat $$(find demo-archive/recentchange -name '*.ndjson.gz' | sort) | head -n 1
 
 install: build
 	install -D -m 0755 $(OUT_DIR)/$(BIN) $(DESTDIR)$(prefix)/bin/$(BIN)

@@ -113,8 +113,16 @@ usage error (a wrong flag or value)
 another wikistream\\-archiver holds the output directory
 .SH FILES
 .TP
-.I DIR/checkpoint.json
-where to resume, rewritten every checkpoint; a file of another format version is refused
+.I DIR/STREAM/date=YYYY\-MM\-DD/STREAM\-TIME\-SEQ.ndjson.gz
+the events of one stream and UTC day, TIME that of the first event (\fB.part\fR while open);
+with \fB\-\-layout flat\fR, \fIDIR/STREAM\-TIME\-SEQ.ndjson.gz\fR, TIME when it was opened
+.TP
+.I DIR/_rejects/rejects\-TIME.ndjson.gz
+events that could not be archived, with the reason (flat: \fIDIR/rejects\-TIME.ndjson.gz\fR)
+.TP
+.I DIR/_checkpoint.json
+where to resume and the layout, rewritten every checkpoint (flat: \fIDIR/checkpoint.json\fR);
+a file of another format version is refused
 .TP
 .I DIR/.lock
 the one\\-writer lock (holds the pid)

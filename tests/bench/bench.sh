@@ -21,7 +21,7 @@ run_archiver() {
     /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$bin" \
         --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/out" \
         --rotate-minute off --rotate-events off -q "$@"
-    out_bytes=$(cat "$work"/out/*.ndjson.gz | wc -c)
+    out_bytes=$(find "$work/out" -name "*.ndjson.gz" -exec cat {} + | wc -c)
     echo "$label $(cat "$work/time.txt") $out_bytes" >> "$work/results.txt"
 }
 
@@ -71,3 +71,6 @@ END {
 echo
 echo "live rate (serve --rate 100, $live_secs s): $(awk -v t="$live_ticks" -v h="$clk_tck" -v s="$live_secs" 'BEGIN {printf "%.2f s CPU, %.2f s CPU per minute", t / h, t / h * 60 / s}'), max RSS $live_rss KB"
 echo "binary size: host release $host_size bytes; static aarch64 $aarch64_size bytes"
+
+# The second part: seeking in a large archive (tests/bench/seek.sh).
+sh "$(dirname "$0")/seek.sh"

@@ -73,8 +73,9 @@ kill -TERM "$archiver_pid"
 wait "$archiver_pid"
 archiver_pid=
 
-for f in "$out"/*.ndjson.gz; do gzip -t "$f"; done
-zcat "$out"/recentchange-*.ndjson.gz > "$work/archived.ndjson"
+find "$out" -name '*.ndjson.gz' -exec gzip -t {} +
+# The archive's events in sequence order, across its partitions.
+"$bin" cat "$out" > "$work/archived.ndjson"
 n_duplicated=$(sort "$work/archived.ndjson" | uniq -d | wc -l)
 n_lost=$(sort -u "$work/archived.ndjson" | comm -13 - "$(sort "$work/expected.ndjson" > "$work/expected.sorted" && echo "$work/expected.sorted")" | wc -l)
 same_order=no
@@ -83,5 +84,5 @@ n_closes=$(grep -c "closing the connection" "$work/serve.log" || true)
 n_cuts=$(grep -c "cutting the connection" "$work/serve.log" || true)
 n_stalls=$(grep -c "stalling after" "$work/serve.log" || true)
 echo "soak: $n_events events served ($n_archivable to archive, the rest canaries); faults: $n_closes clean disconnects, $n_cuts mid-event cuts, $n_stalls stalls, $n_kills kill -9 restarts, $n_usr1 SIGUSR1 rotations"
-echo "soak: $(ls "$out"/recentchange-*.ndjson.gz | wc -l) files; events lost: $n_lost; duplicated: $n_duplicated; same order: $same_order"
+echo "soak: $(find "$out/recentchange" -name '*.ndjson.gz' | wc -l) files; events lost: $n_lost; duplicated: $n_duplicated; same order: $same_order"
 [ "$n_lost" -eq 0 ] && [ "$n_duplicated" -eq 0 ] && [ "$same_order" = yes ]

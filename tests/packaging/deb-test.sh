@@ -65,7 +65,7 @@ command_line=$(printf '%s\n' "$exec_start" | sed -E 's/\$\{([A-Z_]+)\}/"$\1"/g')
 )
 cp "$work/default.orig" "$conf"
 check_archive "$archive"
-[ "$(stat -c %U "$archive"/recentchange-*.ndjson.gz)" = wikistream ]
+[ "$(find "$archive" -name '*.ndjson.gz' -exec stat -c %U {} + | sort -u)" = wikistream ]
 dpkg -r wikistream-archiver
 test ! -e /usr/bin/wikistream-archiver
 test -f /etc/default/wikistream-archiver # conffile kept until purge
