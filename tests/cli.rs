@@ -25,7 +25,7 @@ fn help_documents_every_run_flag_and_exits_0() {
         "--max-event-bytes",
         "--ca-file",
         "[default: 120]",
-        "[default: 6]",
+        "[default: 5]",
         "help tail|cat|verify|parse|serve",
     ] {
         assert!(

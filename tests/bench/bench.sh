@@ -1,7 +1,11 @@
 #!/bin/sh
 # make bench: throughput, CPU, memory and size of the release archiver, printed as Markdown.
-# Not a test: it asserts nothing about time, it measures. Takes about 3-4 minutes.
+# Not a test: it asserts nothing about time, it measures. Takes about 4-5 minutes.
 #   BENCH_EVENTS (default 500000) events in the corpus; BENCH_LIVE_SECS (default 60).
+# Bulk: the archiver at the default level (and at 6 and 4 around it) against `gzip -6` alone on
+# the same JSON lines, CPU per event and size, and the equal-ratio line. Live: serve --rate 100,
+# CPU per minute from /proc/PID/schedstat (nanoseconds), max RSS, of the host build and of the
+# static musl build (what a Raspberry Pi runs) when dist/x86_64 has one. Then seek.sh.
 set -eu
 name=bench
 n_events=${BENCH_EVENTS:-500000}
@@ -12,6 +16,7 @@ trap stop_serve EXIT
 n_archivable=$(wc -l < "$work/expected.ndjson")
 input_bytes=$(wc -c < "$corpus")
 json_bytes=$(wc -c < "$work/expected.ndjson")
+default_level=$(sed -n 's/^pub const LEVEL: u32 = \([0-9]\);/\1/p' src/config/defaults.rs)
 
 # run_archiver LABEL ARGS...: one timed run; appends "label wall user sys rss_kb out_bytes".
 run_archiver() {
@@ -27,49 +32,75 @@ run_archiver() {
 
 : > "$work/results.txt"
 start_serve -q
-for level in 6 1; do
+for level in "$default_level" 6 4; do
     for run in 1 2 3; do
         run_archiver "level$level-run$run" --max-events "$n_archivable" --level "$level"
     done
 done
-for level in 6 1; do
-    /usr/bin/time -f "%U %S" -o "$work/gzip$level.txt" gzip "-$level" < "$work/expected.ndjson" > /dev/null
+: > "$work/gzip.txt"
+for run in 1 2 3; do
+    /usr/bin/time -f "%U %S" -o "$work/gzip-time.txt" gzip -6 < "$work/expected.ndjson" > "$work/gzip6.gz"
+    cat "$work/gzip-time.txt" >> "$work/gzip.txt"
 done
+gzip_bytes=$(wc -c < "$work/gzip6.gz")
 
+# live BINARY: "cpu_s_per_min max_rss_kb" of BINARY archiving serve --rate 100 for live_secs.
+live() {
+    rm -rf "$work/live"
+    "$1" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/live" -q &
+    live_pid=$!
+    sleep 2
+    ns0=$(cut -d' ' -f1 "/proc/$live_pid/schedstat")
+    sleep "$live_secs"
+    ns1=$(cut -d' ' -f1 "/proc/$live_pid/schedstat")
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$live_pid/status")
+    kill -TERM "$live_pid"
+    wait "$live_pid" || true
+    awk -v a="$ns0" -v b="$ns1" -v s="$live_secs" -v r="$rss" 'BEGIN {printf "%.3f %d", (b - a) / 1e9 * 60 / s, r}'
+}
 start_serve -q --rate 100
-rm -rf "$work/out"
-"$bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/out" -q &
-live_pid=$!
-sleep "$live_secs"
-live_ticks=$(awk '{print $14 + $15}' "/proc/$live_pid/stat")
-live_rss=$(awk '/VmHWM/ {print $2}' "/proc/$live_pid/status")
-kill -TERM "$live_pid"
-wait "$live_pid" || true
-clk_tck=$(getconf CLK_TCK)
+live_host=$(live "$bin")
+live_static=none
+[ -x dist/x86_64/wikistream-archiver ] && live_static=$(live dist/x86_64/wikistream-archiver)
 stop_serve
 
 host_size=$(stat -c %s "$bin")
 aarch64_size=none
 [ -x dist/aarch64/wikistream-archiver ] && aarch64_size=$(stat -c %s dist/aarch64/wikistream-archiver)
 
-awk -v n="$n_archivable" -v in_bytes="$input_bytes" -v json="$json_bytes" \
-    -v g6="$(cat "$work/gzip6.txt")" -v g1="$(cat "$work/gzip1.txt")" '
+echo
+echo "Bulk: $n_archivable events ($((json_bytes / 1000000)) MB of JSON) from serve, 3 runs per level; gzip -6 alone on the same lines, 3 runs"
+echo
+awk -v n="$n_archivable" -v in_bytes="$input_bytes" -v json="$json_bytes" -v gz_bytes="$gzip_bytes" \
+    -v default_level="$default_level" -v gzip_runs="$(tr '\n' ' ' < "$work/gzip.txt")" '
 BEGIN {
-    split(g6, a, " "); gz[6] = a[1] + a[2]
-    split(g1, b, " "); gz[1] = b[1] + b[2]
-    print "| run | events/s | input MB/s | CPU s per 1M events | max RSS (KB) | output bytes | ratio | CPU / gzip CPU |"
+    k = split(gzip_runs, g, " ")
+    for (i = 1; i <= k; i += 2) { gz += g[i] + g[i + 1] }
+    gz /= k / 2
+    print "| run | events/s | input MB/s | CPU s per 100k events | max RSS (KB) | output bytes | ratio | CPU / gzip -6 CPU |"
     print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 }
 {
-    level = substr($1, 6, 1) + 0
     cpu = $3 + $4
-    printf "| %s | %.0f | %.1f | %.2f | %d | %d | %.2f | %.2f |\n", $1, n / $2, in_bytes / 1e6 / $2, cpu * 1e6 / n, $5, $6, json / $6, cpu / gz[level]
+    level = substr($1, 6, 1)
+    sum[level] += cpu; runs[level]++; bytes[level] = $6
+    printf "| %s | %.0f | %.1f | %.3f | %d | %d | %.2f | %.2f |\n", $1, n / $2, in_bytes / 1e6 / $2, cpu * 1e5 / n, $5, $6, json / $6, cpu / gz
 }
 END {
-    printf "\ngzip floor on the same %d JSON lines: gzip -6 %.2f s CPU, gzip -1 %.2f s CPU\n", n, gz[6], gz[1]
+    printf "| gzip -6 alone (mean) | | | %.3f | | %d | %.2f | 1.00 |\n", gz * 1e5 / n, gz_bytes, json / gz_bytes
+    for (level in sum) {
+        mean = sum[level] / runs[level]
+        line[level] = sprintf("level %s: %.3f s CPU per 100k events, %.2fx gzip -6; output %+.1f%% against gzip -6 (ratio %.2f against %.2f)", level, mean * 1e5 / n, mean / gz, 100 * (bytes[level] / gz_bytes - 1), json / bytes[level], json / gz_bytes)
+    }
+    printf "\nEqual ratio, the default (%s): %s\n", default_level, line[default_level]
+    printf "Around it: %s\n           %s\n", line[6], line[4]
 }' "$work/results.txt"
 echo
-echo "live rate (serve --rate 100, $live_secs s): $(awk -v t="$live_ticks" -v h="$clk_tck" -v s="$live_secs" 'BEGIN {printf "%.2f s CPU, %.2f s CPU per minute", t / h, t / h * 60 / s}'), max RSS $live_rss KB"
+echo "| live rate (serve --rate 100, $live_secs s) | CPU s per minute | max RSS (KB) |"
+echo "| --- | ---: | ---: |"
+echo "| host build ($(basename "$bin"), glibc) | ${live_host% *} | ${live_host#* } |"
+[ "$live_static" = none ] || echo "| static musl (dist/x86_64) | ${live_static% *} | ${live_static#* } |"
+echo
 echo "binary size: host release $host_size bytes; static aarch64 $aarch64_size bytes"
 
 # The second part: seeking in a large archive (tests/bench/seek.sh).
