@@ -34,7 +34,7 @@ impl Catalog {
         for input in inputs {
             let context = || format!("reading {}", input.display());
             let metadata = std::fs::metadata(input).map_err(|e| Error::new(context(), e))?;
-            let files = if metadata.is_dir() {
+            let files: Vec<PathBuf> = if metadata.is_dir() {
                 let listing = archive::list_archive(input).map_err(Error::from_archive)?;
                 listing.events.into_iter().map(|(path, _)| path).collect()
             } else {
@@ -46,6 +46,14 @@ impl Catalog {
                     break;
                 };
                 streams.insert(event.stream.unwrap_or_default());
+            }
+            // A partitioned archive names its streams in its directories, whatever its first
+            // lines hold.
+            for path in &files {
+                let rel = path.strip_prefix(input).unwrap_or(path).to_string_lossy();
+                if let Some((stream, _)) = archive::naming::parse_partition(&rel) {
+                    streams.insert(stream.to_string());
+                }
             }
             sources.push(files);
         }
