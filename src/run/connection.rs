@@ -197,9 +197,11 @@ impl Session {
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut last_data_at = Instant::now();
         let mut coalesce = false;
-        let coalesce_wait = match self.cfg.checkpoint_interval {
-            Some(interval) => COALESCE_WAIT.min(interval / 4),
-            None => COALESCE_WAIT,
+        // Events printed (`tail`, `--tee`) go out as they come: someone may be watching.
+        let coalesce_wait = match (self.prints(), self.cfg.checkpoint_interval) {
+            (true, _) => Duration::ZERO,
+            (false, Some(interval)) => COALESCE_WAIT.min(interval / 4),
+            (false, None) => COALESCE_WAIT,
         };
         self.n_events_this_connection = 0;
         loop {
@@ -232,7 +234,10 @@ impl Session {
             if let Some(reason) = self.failure.take() {
                 return reason;
             }
-            if std::mem::take(&mut coalesce) && !signals.shutdown.load(Ordering::Relaxed) {
+            if std::mem::take(&mut coalesce)
+                && !coalesce_wait.is_zero()
+                && !signals.shutdown.load(Ordering::Relaxed)
+            {
                 std::thread::sleep(coalesce_wait);
             }
         }

@@ -157,6 +157,11 @@ impl Session {
     }
 
     /// Forgets the resume id (the server refused it).
+    /// Whether events go to standard output as well as (or instead of) the archive.
+    pub(super) fn prints(&self) -> bool {
+        self.sink.prints()
+    }
+
     pub(super) fn clear_resume_id(&mut self) {
         self.position.resume_id.clear();
     }

@@ -29,6 +29,11 @@ impl Sink {
         }
     }
 
+    /// Whether events go to standard output (`tail`, `--tee`).
+    pub fn prints(&self) -> bool {
+        matches!(self, Sink::Print(_) | Sink::ArchiveAndPrint(_, Some(_)))
+    }
+
     /// The archive, unless printing only.
     pub fn archive_mut(&mut self) -> Option<&mut Archive> {
         match self {
