@@ -10,8 +10,14 @@ fuzz_target!(|input: &[u8]| {
     if let Ok(decoded) = checkpoint::decode(text) {
         let again = checkpoint::decode(&checkpoint::encode(&decoded)).expect("re-decoding an encoded checkpoint");
         assert_eq!(decoded, again);
-        for file in &decoded.files {
-            assert!(!file.name.contains('/') && !file.final_name.contains('/'));
+        // Names are relative paths inside the archive directory (`stream/date=…/file`): never
+        // absolute, never up or out of it.
+        for name in decoded.files.iter().flat_map(|f| [&f.name, &f.final_name]) {
+            assert!(!name.contains('\\'), "{name}");
+            assert!(
+                name.split('/').all(|part| !part.is_empty() && part != "." && part != ".."),
+                "{name}"
+            );
         }
     }
 });
