@@ -85,7 +85,7 @@ bench:
 # Fuzzing (nightly + cargo-fuzz, installed if missing): each target FUZZ_SECONDS (default 60).
 # New inputs go to target/fuzz-corpus; fuzz/corpus holds the committed seeds.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := sse checkpoint gzip_members request_head values
+FUZZ_TARGETS := sse checkpoint gzip_members request_head values inspect
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal

@@ -113,8 +113,29 @@ fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, 
     Ok(serde_json::Value::deserialize(d)?.as_bool())
 }
 
-/// Validates `data` as one JSON object and reads its `meta`.
+/// Validates `data` as one JSON object and reads its `meta`: by `jsonscan` for the common shape,
+/// else by serde_json, whose answer is the rule (`jsonscan` never accepts what it refuses).
 pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
+    match crate::jsonscan::scan(data) {
+        Some(fields) => Ok(Meta {
+            id: fields.id.map(Cow::Borrowed),
+            domain: fields.domain.map(Cow::Borrowed),
+            dt: fields.dt.map(Cow::Borrowed),
+            stream: fields.stream.map(Cow::Borrowed),
+            topic: fields.topic.map(Cow::Borrowed),
+            partition: fields.partition,
+            offset: fields.offset,
+            kind: fields.kind.map(Cow::Borrowed),
+            wiki: fields.wiki.map(Cow::Borrowed),
+            bot: fields.bot,
+            namespace: fields.namespace,
+        }),
+        None => inspect_by_serde(data),
+    }
+}
+
+/// `inspect` by serde_json alone: the reference for `jsonscan`.
+pub fn inspect_by_serde(data: &str) -> Result<Meta<'_>, RejectReason> {
     // serde would accept a JSON array for a struct; an archive line must be an object.
     if !data.trim_start().starts_with('{') {
         return match serde_json::from_str::<IgnoredAny>(data) {

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod health;
 pub mod httpd;
 pub mod human;
+pub mod jsonscan;
 pub mod labels;
 pub mod logging;
 pub mod run;
@@ -86,7 +87,9 @@ mod import_rules {
 
     #[test]
     fn the_pure_core_imports_only_itself() {
-        let core = ["sse", "event", "filter", "times", "labels", "human"];
+        let core = [
+            "sse", "event", "jsonscan", "filter", "times", "labels", "human",
+        ];
         for module in core {
             check(module, &core);
         }
