@@ -181,16 +181,8 @@ impl Archive {
     /// Copies the bytes of `path` from `offset` on into a new file under `_damaged/`, durably,
     /// and returns its path. The original is cut only after this returns.
     fn move_damaged(&self, path: &Path, offset: u64) -> Result<PathBuf, Error> {
+        self.make_dirs(DAMAGED_DIR)?;
         let dir = self.cfg.dir.join(DAMAGED_DIR);
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => return Err(Error::Symlink { path: dir }),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
-                sync_dir(&dir)?;
-            }
-            Err(e) => return Err(Error::io("reading metadata of", &dir, e)),
-        }
         let name = path
             .file_name()
             .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
