@@ -1,57 +1,102 @@
 //! One gzip NDJSON file being written: a `.part` file made of gzip members, renamed to its final
 //! name when finished.
 //!
-//! Owns the file handle, the gzip encoder and the byte counts of one segment, and knows where
-//! the durable (fsynced, member-complete) prefix ends. It does not choose names or decide when to
+//! Owns the file handle, the compressor and the byte counts of one segment, and knows where the
+//! durable (fsynced, member-complete) prefix ends. It does not choose names or decide when to
 //! end a member or finish; `archive/mod.rs` does.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::Error;
 
-/// Lines are gathered into blocks of this size before they reach the compressor: flate2's
-/// pure-Rust backend zeroes its 32 KB output buffer on every call, so one call per line would
-/// cost more than compressing the line (measured with callgrind: a quarter of all instructions
-/// at the live rate went to memset).
+/// Lines are gathered into blocks of this size before they reach the compressor: each call into
+/// it has a fixed cost that a line of about a kilobyte would feel (measured with callgrind).
 const STAGING_BYTES: usize = 64 * 1024;
 
-/// Compressed output is buffered in blocks of this size: large enough that a Pi's SD card sees few
-/// small writes, small enough to be irrelevant for RSS.
+/// Compressed output is gathered in a block of this size before it is written: large enough that
+/// a Pi's SD card sees few small writes, small enough to be irrelevant for RSS.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Counts the bytes that pass through to the file (the compressed size).
-struct CountingWriter<W> {
-    inner: W,
+/// Window of the compressor: 32 KB, gzip's (and the largest deflate allows).
+const WINDOW_BITS: u8 = 15;
+
+/// The gzip members of one file, made by one compressor that is reset from member to member:
+/// zlib-rs writes each member's header and its CRC trailer, and a reset keeps its tables (about
+/// 300 KB), so a checkpoint neither allocates nor faults them in again.
+struct Members {
+    compress: Compress,
+    /// Compressed bytes not yet written to `file` (its capacity is never exceeded).
+    out: Vec<u8>,
+    file: File,
+    /// Compressed bytes made so far: those written to `file` and those in `out`.
     n_bytes: u64,
 }
 
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n_bytes += n as u64;
-        Ok(n)
+impl Members {
+    fn new(file: File, level: u32, n_bytes: u64) -> Members {
+        Members {
+            compress: Compress::new_gzip(Compression::new(level), WINDOW_BITS),
+            out: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            file,
+            n_bytes,
+        }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+    /// Compresses all of `input` into the current member, writing `out` whenever it fills up;
+    /// with `FlushCompress::Finish`, also ends the member (its trailer is then in `out` or the
+    /// file).
+    fn deflate(&mut self, mut input: &[u8], flush: FlushCompress) -> io::Result<()> {
+        let finishing = flush == FlushCompress::Finish;
+        loop {
+            if self.out.len() == self.out.capacity() {
+                self.write_out()?;
+            }
+            let (in_before, out_before) = (self.compress.total_in(), self.out.len());
+            let status = self
+                .compress
+                .compress_vec(input, &mut self.out, flush)
+                .map_err(io::Error::other)?;
+            // Both counts are bounded by the slices given (input, out's spare capacity).
+            input = &input[(self.compress.total_in() - in_before) as usize..];
+            self.n_bytes += (self.out.len() - out_before) as u64;
+            let room_left = self.out.len() < self.out.capacity();
+            match status {
+                Status::StreamEnd => return Ok(()),
+                Status::Ok | Status::BufError if !finishing && input.is_empty() && room_left => {
+                    return Ok(());
+                }
+                Status::Ok | Status::BufError => {}
+            }
+        }
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.out)?;
+        self.out.clear();
+        Ok(())
+    }
+
+    /// Ends the current member and makes the file durable up to its end; the next bytes given
+    /// start a new member.
+    fn end(&mut self) -> io::Result<()> {
+        self.deflate(&[], FlushCompress::Finish)?;
+        self.write_out()?;
+        self.file.sync_data()?;
+        self.compress.reset();
+        Ok(())
     }
 }
-
-type Encoder = GzEncoder<CountingWriter<BufWriter<File>>>;
 
 /// An open segment.
 pub struct Segment {
     part_path: PathBuf,
     final_path: PathBuf,
-    level: Compression,
-    /// `None` only transiently while one member is ended and the next begun.
-    encoder: Option<Encoder>,
-    /// Uncompressed lines not yet handed to the encoder.
+    members: Members,
+    /// Uncompressed lines not yet handed to the compressor.
     staging: Vec<u8>,
     n_lines: u64,
     /// Lines and bytes of the durable prefix: complete members, fsynced.
@@ -101,16 +146,10 @@ impl Segment {
         length: u64,
         n_lines: u64,
     ) -> Segment {
-        let level = Compression::new(level);
-        let counting = CountingWriter {
-            inner: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
-            n_bytes: length,
-        };
         Segment {
             part_path,
             final_path,
-            level,
-            encoder: Some(GzEncoder::new(counting, level)),
+            members: Members::new(file, level, length),
             staging: Vec::with_capacity(STAGING_BYTES),
             n_lines,
             n_lines_durable: n_lines,
@@ -131,11 +170,7 @@ impl Segment {
 
     /// Hands the staged lines to the compressor.
     fn drain_staging(&mut self) -> Result<(), Error> {
-        let encoder = self
-            .encoder
-            .as_mut()
-            .expect("the encoder is replaced before end_member returns");
-        let result = encoder.write_all(&self.staging);
+        let result = self.members.deflate(&self.staging, FlushCompress::None);
         self.staging.clear();
         if self.staging.capacity() > 4 * STAGING_BYTES {
             // One oversize line must not keep megabytes around.
@@ -154,11 +189,9 @@ impl Segment {
         (self.n_lines_durable, self.durable_len)
     }
 
-    /// Compressed bytes handed to the file so far (the gzip encoder may hold a few more).
+    /// Compressed bytes made so far (the compressor may hold a few more).
     pub fn compressed_bytes(&self) -> u64 {
-        self.encoder
-            .as_ref()
-            .map_or(self.durable_len, |e| e.get_ref().n_bytes)
+        self.members.n_bytes
     }
 
     /// The `.part` path being written.
@@ -167,55 +200,31 @@ impl Segment {
     }
 
     /// Ends the current gzip member (if it holds any line) and fsyncs, so that everything written
-    /// so far is durable; then starts a new member. Multi-member gzip reads as one stream.
+    /// so far is durable; the next line starts a new member. Multi-member gzip reads as one
+    /// stream.
     pub fn end_member(&mut self) -> Result<(), Error> {
         if self.n_lines == self.n_lines_durable {
             return Ok(());
         }
         self.drain_staging()?;
-        let encoder = self
-            .encoder
-            .take()
-            .expect("an encoder is always present between calls");
-        let mut counting = encoder
-            .finish()
+        self.members
+            .end()
             .map_err(|e| Error::io("ending a gzip member in", &self.part_path, e))?;
-        counting
-            .inner
-            .flush()
-            .and_then(|()| counting.inner.get_ref().sync_data())
-            .map_err(|e| Error::io("syncing", &self.part_path, e))?;
-        self.durable_len = counting.n_bytes;
+        self.durable_len = self.members.n_bytes;
         self.n_lines_durable = self.n_lines;
-        self.encoder = Some(GzEncoder::new(counting, self.level));
         Ok(())
     }
 
-    /// Ends the gzip stream and makes the whole file durable, still under its `.part` name.
+    /// Ends the gzip stream and makes the whole file durable, still under its `.part` name. A
+    /// file without any line gets one empty member: an empty gzip stream is still a valid file.
     pub fn seal(mut self) -> Result<SealedSegment, Error> {
         self.end_member()?;
-        let encoder = self
-            .encoder
-            .take()
-            .expect("an encoder is always present between calls");
-        let counting = encoder
-            .finish()
-            .map_err(|e| Error::io("finishing", &self.part_path, e))?;
-        let n_bytes = counting.n_bytes;
-        let file = counting
-            .inner
-            .into_inner()
-            .map_err(|e| Error::io("flushing", &self.part_path, e.into_error()))?;
-        // Everything after the last member is the empty member's header and trailer: cut it,
-        // unless the file has no other member (an empty gzip stream is still a valid file).
-        let keep = if self.durable_len > 0 {
-            self.durable_len
-        } else {
-            n_bytes
-        };
-        file.set_len(keep)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("syncing", &self.part_path, e))?;
+        if self.durable_len == 0 {
+            self.members
+                .end()
+                .map_err(|e| Error::io("finishing", &self.part_path, e))?;
+        }
+        // Every member was synced as it ended: the file is durable.
         Ok(SealedSegment {
             part_path: self.part_path,
             final_path: self.final_path,
@@ -319,6 +328,45 @@ mod tests {
         segment.write_line(b"2").unwrap();
         let path = segment.seal().unwrap().complete().unwrap();
         assert_eq!(gunzip(&path), "1\n2\n");
+    }
+
+    #[test]
+    fn one_compressor_through_large_members_and_an_empty_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let part = dir.join("z.part");
+        let mut segment = Segment::create(part.clone(), dir.join("z"), 5).unwrap();
+        let mut expected = String::new();
+        // Three members of about 400 KB each: more than the window, the staging block and the
+        // output block, so the compressor slides and the output is written in several pieces.
+        for member in 0..3 {
+            for i in 0..4000u32 {
+                let line = format!(
+                    "{{\"member\":{member},\"i\":{i},\"x\":\"{}\"}}",
+                    i.wrapping_mul(2_654_435_761)
+                );
+                segment.write_line(line.as_bytes()).unwrap();
+                expected.push_str(&line);
+                expected.push('\n');
+            }
+            segment.end_member().unwrap();
+            let (n, len) = segment.durable();
+            assert_eq!(n, 4000 * (member + 1));
+            assert_eq!(fs::metadata(&part).unwrap().len(), len);
+            assert_eq!(segment.compressed_bytes(), len);
+        }
+        let path = segment.seal().unwrap().complete().unwrap();
+        assert_eq!(gunzip(&path), expected);
+        let prefix = intact_prefix(&path).unwrap();
+        assert_eq!(
+            (prefix.n_lines, prefix.length),
+            (12_000, fs::metadata(&path).unwrap().len())
+        );
+
+        let empty = Segment::create(dir.join("e.part"), dir.join("e"), 5).unwrap();
+        let path = empty.seal().unwrap().complete().unwrap();
+        assert_eq!(gunzip(&path), "");
+        assert_eq!(intact_prefix(&path).unwrap().n_lines, 0);
     }
 
     /// The whole decompressed text of a (multi-member) gzip file.
