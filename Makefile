@@ -24,8 +24,16 @@ OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 all: build
 
+# A release build compiles the final crate at opt-level 3 (FINAL_OPT) so that the LTO step
+# vectorises zlib-rs; every other crate keeps its profile's "z" (see Cargo.toml).
+FINAL_OPT := -C opt-level=3
+
 build:
-	$(CARGO) build --locked $(PROFILE_FLAG) $(TARGET_FLAG)
+ifeq ($(PROFILE),release)
+	$(CARGO) rustc --locked --release --bin $(BIN) $(TARGET_FLAG) -- $(FINAL_OPT)
+else
+	$(CARGO) build --locked $(TARGET_FLAG)
+endif
 
 release:
 	$(MAKE) build PROFILE=release
@@ -110,22 +118,24 @@ soak:
 DIST := dist
 SMALL_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 SMALL_FLAGS := -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort
-SMALL_BUILD = RUSTUP_TOOLCHAIN=nightly cargo-zigbuild zigbuild --locked --release $(SMALL_STD) --target
+# $(call small_build,TRIPLE): the static release build of TRIPLE, its final crate at FINAL_OPT.
+small_build = RUSTUP_TOOLCHAIN=nightly cargo-zigbuild rustc --locked --release $(SMALL_STD) \
+	--bin $(BIN) --target $(1) -- $(FINAL_OPT)
 
 musl:
-	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(SMALL_FLAGS)" $(SMALL_BUILD) x86_64-unknown-linux-musl
+	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(SMALL_FLAGS)" $(call small_build,x86_64-unknown-linux-musl)
 	install -D -m 0755 target/x86_64-unknown-linux-musl/release/$(BIN) $(DIST)/x86_64/$(BIN)
 
 aarch64:
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(SMALL_FLAGS)" $(SMALL_BUILD) aarch64-unknown-linux-musl
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(SMALL_FLAGS)" $(call small_build,aarch64-unknown-linux-musl)
 	install -D -m 0755 target/aarch64-unknown-linux-musl/release/$(BIN) $(DIST)/aarch64/$(BIN)
 
 armv7:
-	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(SMALL_FLAGS)" $(SMALL_BUILD) armv7-unknown-linux-musleabihf
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(SMALL_FLAGS)" $(call small_build,armv7-unknown-linux-musleabihf)
 	install -D -m 0755 target/armv7-unknown-linux-musleabihf/release/$(BIN) $(DIST)/armv7/$(BIN)
 
 armv6:
-	CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(SMALL_FLAGS)" $(SMALL_BUILD) arm-unknown-linux-musleabihf
+	CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(SMALL_FLAGS)" $(call small_build,arm-unknown-linux-musleabihf)
 	install -D -m 0755 target/arm-unknown-linux-musleabihf/release/$(BIN) $(DIST)/armv6/$(BIN)
 
 # Each built binary in dist/ against its budget (the aarch64 one is CI's gate).
