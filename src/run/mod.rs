@@ -292,13 +292,18 @@ fn note_write_failure(
 
 /// Sleeps for `total` unless `flag` is set first.
 pub(crate) fn sleep_unless(flag: &AtomicBool, total: Duration) {
+    sleep_unless_checking_every(flag, total, SLEEP_SLICE);
+}
+
+/// Sleeps for `total` unless `flag` is set first, looking at it every `slice`.
+pub(crate) fn sleep_unless_checking_every(flag: &AtomicBool, total: Duration, slice: Duration) {
     let start = Instant::now();
     while !flag.load(Ordering::Relaxed) {
         let left = total.saturating_sub(start.elapsed());
         if left.is_zero() {
             return;
         }
-        std::thread::sleep(left.min(SLEEP_SLICE));
+        std::thread::sleep(left.min(slice));
     }
 }
 
