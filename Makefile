@@ -114,7 +114,8 @@ soak:
 # size (-Zbuild-std, its optimize_for_size feature), and a panic aborts at once without
 # formatting a message (-Cpanic=immediate-abort; the supervisor restarts, the checkpoint
 # resumes); zig supplies the musl start files (link-self-contained=no). aarch64: 2,132,576
-# bytes with the prebuilt stable std, 1,668,744 this way (`make size`).
+# bytes with the prebuilt stable std, 1,668,744 this way, 1,771,112 with zlib-rs built for
+# speed (FINAL_OPT; `make size`).
 DIST := dist
 SMALL_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 SMALL_FLAGS := -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort
