@@ -21,7 +21,7 @@ install -D -m 0644 "$packaging/debian/default" "$stage/etc/default/wikistream-ar
 # amd64 build), else by a host build.
 gen=$binary
 "$gen" --version >/dev/null 2>&1 || {
-    cargo build --locked --release --quiet --manifest-path "$root/Cargo.toml"
+    CARGO_TERM_QUIET=true make -s --no-print-directory -C "$root" release
     gen="$root/target/release/wikistream-archiver"
 }
 install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" \

@@ -2,7 +2,8 @@
 # and a replay server on a free port. Sourced, not run.
 root=$(cd "$(dirname "$0")/../.." && pwd)
 host_bin="$root/target/release/wikistream-archiver"
-cargo build --locked --release --quiet --manifest-path "$root/Cargo.toml"
+# The release build as `make` makes it, so that this reuses the one soak and bench made.
+CARGO_TERM_QUIET=true make -s --no-print-directory -C "$root" release
 work=$(mktemp -d)
 serve_pid=
 cleanup() {
