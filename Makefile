@@ -24,16 +24,9 @@ OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 all: build
 
-# A release build compiles the final crate at opt-level 3 (FINAL_OPT) so that the LTO step
-# vectorises zlib-rs; every other crate keeps its profile's "z" (see Cargo.toml).
-FINAL_OPT := -C opt-level=3
-
+# The opt-levels are in Cargo.toml's profiles, so this is the same build as `cargo build --release`.
 build:
-ifeq ($(PROFILE),release)
-	$(CARGO) rustc --locked --release --bin $(BIN) $(TARGET_FLAG) -- $(FINAL_OPT)
-else
-	$(CARGO) build --locked $(TARGET_FLAG)
-endif
+	$(CARGO) build --locked $(PROFILE_FLAG) $(TARGET_FLAG) --bin $(BIN)
 
 release:
 	$(MAKE) build PROFILE=release
@@ -113,15 +106,14 @@ soak:
 # Each puts a static, stripped, size-optimised binary in dist/<name>/. Nightly rebuilds std for
 # size (-Zbuild-std, its optimize_for_size feature), and a panic aborts at once without
 # formatting a message (-Cpanic=immediate-abort; the supervisor restarts, the checkpoint
-# resumes); zig supplies the musl start files (link-self-contained=no). aarch64: 2,132,576
-# bytes with the prebuilt stable std, 1,668,744 this way, 1,771,112 with zlib-rs built for
-# speed (FINAL_OPT; `make size`).
+# resumes); zig supplies the musl start files (link-self-contained=no). The opt-levels are
+# Cargo.toml's, as in every other build; `make size` gates the result.
 DIST := dist
 SMALL_STD := -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
 SMALL_FLAGS := -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort
-# $(call small_build,TRIPLE): the static release build of TRIPLE, its final crate at FINAL_OPT.
-small_build = RUSTUP_TOOLCHAIN=nightly cargo-zigbuild rustc --locked --release $(SMALL_STD) \
-	--bin $(BIN) --target $(1) -- $(FINAL_OPT)
+# $(call small_build,TRIPLE): the static release build of TRIPLE.
+small_build = RUSTUP_TOOLCHAIN=nightly cargo-zigbuild build --locked --release $(SMALL_STD) \
+	--bin $(BIN) --target $(1)
 
 musl:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="$(SMALL_FLAGS)" $(call small_build,x86_64-unknown-linux-musl)

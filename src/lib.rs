@@ -45,7 +45,7 @@ mod import_rules {
     /// The top-level modules of ours that the code of `module` (a file or folder under src)
     /// names, outside its tests.
     fn imports_of(module: &str) -> Vec<(String, String)> {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
         let mut files = Vec::new();
         let folder = src.join(module);
         if folder.is_dir() {

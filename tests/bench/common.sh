@@ -7,7 +7,7 @@ cd "$root"
 work="$root/target/$name"
 mkdir -p "$work"
 bin="$root/target/release/wikistream-archiver"
-# The release build as `make` makes it (its final crate at opt-level 3: see FINAL_OPT).
+# The release build (the same binary as `cargo build --release`).
 CARGO_TERM_QUIET=true make -s --no-print-directory release
 corpus_args=${corpus_args:-}
 corpus="$work/corpus-$n_events$(printf '%s' "$corpus_args" | tr ' ' '-' | sed 's/^./-&/').ndjson"
