@@ -6,7 +6,7 @@
 //! chunking give the same events.
 //! It performs no I/O, reads no clock and never fails; a line or event larger than the configured
 //! limit is cut off and handed on marked `oversize`, so the caller can record it as a reject.
-//! It does not know what an event *means* (JSON, canaries, dedup): that is `run::sort`'s business.
+//! It does not know what an event *means* (JSON, canaries, dedup): that is `run::judge`'s business.
 
 use std::borrow::Cow;
 

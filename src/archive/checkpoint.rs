@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 use super::naming::Layout;
-use super::writer::sync_dir;
+use super::writer::sync_parent_dir;
 
 /// The checkpoint file name of the flat layout (and of every archive of earlier builds).
 pub const FILE_NAME: &str = "checkpoint.json";
@@ -209,7 +209,7 @@ pub fn write(dir: &Path, layout: Layout, checkpoint: &Checkpoint) -> Result<(), 
         .map_err(|e| Error::io("writing", &tmp_path, e))?;
     drop(file);
     fs::rename(&tmp_path, &final_path).map_err(|e| Error::io("renaming", &tmp_path, e))?;
-    sync_dir(&final_path)
+    sync_parent_dir(&final_path)
 }
 
 #[cfg(test)]

@@ -12,8 +12,9 @@ use std::path::Path;
 
 use super::Error;
 
-/// Read buffer for the compressed file and for decoded text.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Read buffer for an archive file and for decoded text: large enough that a read is a few
+/// syscalls per gzip member, small next to the inflater's own state. Readers share it.
+pub const FILE_BUFFER_BYTES: usize = 64 * 1024;
 /// A member's text is held until its CRC is checked, up to this much; members of larger files
 /// (e.g. with `--checkpoint-interval off`) are handed on in pieces before the check, and a
 /// failed check then reports how many lines went out unverified.
@@ -116,7 +117,7 @@ fn read_lines_of(
         .map_err(|e| ReadError::File(Error::io("reading metadata of", path, e)))?
         .len();
     let mut reader = CountingReader {
-        inner: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+        inner: BufReader::with_capacity(FILE_BUFFER_BYTES, file),
         n_consumed: offset,
     };
     let mut report = Report {
@@ -126,7 +127,7 @@ fn read_lines_of(
         file_bytes,
         damage: None,
     };
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut buf = vec![0u8; FILE_BUFFER_BYTES];
     // Decoded text not yet handed on: the current member's, plus a line that a previous member
     // left without its newline.
     let mut pending: Vec<u8> = Vec::new();
@@ -234,9 +235,9 @@ pub fn salvage(path: &Path, offset: u64) -> Result<Vec<Vec<u8>>, Error> {
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| Error::io("reading", path, e))?;
     let mut decoder =
-        flate2::read::GzDecoder::new(BufReader::with_capacity(READ_BUFFER_BYTES, file));
+        flate2::read::GzDecoder::new(BufReader::with_capacity(FILE_BUFFER_BYTES, file));
     let mut text = Vec::new();
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut buf = vec![0u8; FILE_BUFFER_BYTES];
     while text.len() < MAX_SALVAGE_BYTES {
         match decoder.read(&mut buf) {
             Ok(0) | Err(_) => break,

@@ -19,7 +19,7 @@ use super::checkpoint::{FileKind, OpenFile};
 use super::listing::{Found, walk};
 use super::naming::{FileRole, Layout, PART_SUFFIX, classify, parse_partition, parse_rejects};
 use super::reader::{IntactPrefix, salvage, scan_intact};
-use super::writer::{Segment, sync_dir};
+use super::writer::{Segment, create_dirs, sync_parent_dir};
 use super::{Archive, Error, OpenSegment};
 use crate::event;
 
@@ -129,7 +129,7 @@ impl Archive {
             let n_lines = prefix.n_lines + salvaged.len() as u64;
             if salvaged.is_empty() {
                 fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
-                sync_dir(&final_path)?;
+                sync_parent_dir(&final_path)?;
             } else {
                 let mut segment = Segment::reopen(
                     path.clone(),
@@ -147,7 +147,7 @@ impl Archive {
                 "completed {} left by an earlier run ({n_lines} lines)",
                 final_path.display()
             );
-            self.completed(final_path, &final_name, kind);
+            self.hand_on(final_path, &final_name, kind);
         }
         Ok(())
     }
@@ -181,7 +181,7 @@ impl Archive {
     /// Copies the bytes of `path` from `offset` on into a new file under `_damaged/`, durably,
     /// and returns its path. The original is cut only after this returns.
     fn move_damaged(&self, path: &Path, offset: u64) -> Result<PathBuf, Error> {
-        self.make_dirs(DAMAGED_DIR)?;
+        create_dirs(&self.cfg.dir, DAMAGED_DIR)?;
         let dir = self.cfg.dir.join(DAMAGED_DIR);
         let name = path
             .file_name()
@@ -215,7 +215,7 @@ impl Archive {
             .and_then(|_| out.flush())
             .and_then(|()| out.sync_all())
             .map_err(|e| Error::io("copying damaged bytes to", &target, e))?;
-        sync_dir(&target)?;
+        sync_parent_dir(&target)?;
         Ok(target)
     }
 

@@ -1,9 +1,17 @@
-//! Which completed files to delete under `--keep-days` and `--max-archive-bytes`: a pure choice
-//! over a listing, oldest first. The open file is never in the listing, so it is never chosen.
+//! Retention under `--keep-days` and `--max-archive-bytes`: `select`, a pure choice over a
+//! listing, oldest first, and `apply`, the walk that lists the completed files and deletes the
+//! chosen ones. An open file is never in the listing, so it is never chosen.
 //!
-//! No I/O and no clock: `archive/mod.rs` lists the directory, passes `now`, and deletes.
+//! No clock: callers pass `now`.
+
+use std::fs;
+use std::path::Path;
 
 use time::{Duration, OffsetDateTime};
+
+use super::Error;
+use super::listing::{Found, walk};
+use super::naming::{self, FileRole, Layout, Naming, classify};
 
 /// The retention limits; both optional.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +62,61 @@ pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<
         chosen.push(file.name.clone());
     }
     chosen
+}
+
+/// Deletes the completed files of `dir` beyond `policy`, oldest first, and returns how many.
+/// Rejects files count too: they are archive output like the rest. In the partitioned layout
+/// the last file of a day takes its (then empty) date directory along.
+pub fn apply(
+    dir: &Path,
+    layout: Layout,
+    naming: &Naming,
+    policy: &Policy,
+    now: OffsetDateTime,
+) -> Result<u64, Error> {
+    if !policy.is_active() {
+        return Ok(0);
+    }
+    let mut completed = Vec::new();
+    for Found { rel, name, entry } in walk(dir, layout)? {
+        let is_events = match layout {
+            Layout::Flat => matches!(naming.parse(&name), Some((_, None))),
+            Layout::Partitioned => {
+                matches!(classify(&name), Some(FileRole::Events { open: false, .. }))
+            }
+        };
+        let is_rejects = naming::parse_rejects(&name) == Some(None);
+        if !is_events && !is_rejects {
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("reading metadata of", &entry.path(), e))?;
+        let modified = meta.modified().map(OffsetDateTime::from).unwrap_or(now);
+        completed.push(Completed {
+            name: rel,
+            modified,
+            size: meta.len(),
+        });
+    }
+    let mut n_deleted = 0;
+    for name in select(policy, &completed, now) {
+        let path = dir.join(&name);
+        fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
+        if layout == Layout::Partitioned
+            && let Some(parent) = path.parent()
+            && parent != dir
+        {
+            // Fails, as it should, while the directory holds anything else.
+            let _ = fs::remove_dir(parent);
+        }
+        n_deleted += 1;
+        log::info!(
+            "deleted {} (--keep-days / --max-archive-bytes)",
+            path.display()
+        );
+    }
+    Ok(n_deleted)
 }
 
 #[cfg(test)]

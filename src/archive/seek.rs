@@ -13,9 +13,11 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// How far events may be out of `meta.dt` order: a seek to time T starts where events are this
-/// much older than T. The live feed is out of order by seconds.
-pub const ORDER_SLACK_MS: i64 = 5 * 60 * 1000;
+/// How far events may be out of `meta.dt` order within the archive: a seek to time T starts
+/// where events are this much older than T. It is the straggler grace, because a day's file
+/// takes that day's late events until the grace has passed, so a later file can be followed by
+/// events up to the grace older than its name's time (the live feed is out of order by seconds).
+pub const ORDER_SLACK_MS: i64 = super::partition::STRAGGLER_GRACE_MS;
 /// A byte bisection stops when its range is this small, and reads on from there.
 const GRANULE: u64 = 16 * 1024;
 /// The first bytes of a gzip member with deflate.

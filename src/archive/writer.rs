@@ -249,13 +249,13 @@ impl SealedSegment {
     pub fn complete(self) -> Result<PathBuf, Error> {
         fs::rename(&self.part_path, &self.final_path)
             .map_err(|e| Error::io("renaming", &self.part_path, e))?;
-        sync_dir(&self.final_path)?;
+        sync_parent_dir(&self.final_path)?;
         Ok(self.final_path)
     }
 }
 
-/// Makes a rename or create in the directory holding `path` durable.
-pub fn sync_dir(path: &Path) -> Result<(), Error> {
+/// Makes a rename or create in the directory holding `path` (its parent) durable.
+pub fn sync_parent_dir(path: &Path) -> Result<(), Error> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -263,6 +263,27 @@ pub fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Creates the directories of `rel_dir` (relative, `/`-separated) under `root`, refusing
+/// links, and makes each new entry durable.
+pub fn create_dirs(root: &Path, rel_dir: &str) -> Result<(), Error> {
+    let mut path = root.to_path_buf();
+    for part in rel_dir.split('/') {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::Symlink { path });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir(&path).map_err(|e| Error::io("creating directory", &path, e))?;
+                sync_parent_dir(&path)?;
+            }
+            Err(e) => return Err(Error::io("reading metadata of", &path, e)),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use self::transport::PollingConnector;
 
 /// How long one body read may block before control returns to the main loop, which then checks
 /// signals and the idle timer. Half a second keeps SIGTERM handling well inside 2 s.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+pub const BODY_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// TCP connect (including TLS handshake): generous for a Pi on a slow link, short enough that a
 /// dead address is retried soon.
@@ -136,7 +136,7 @@ pub struct Config {
 pub struct Client {
     agent: ureq::Agent,
     url: String,
-    /// Set while a response body is being read: only then is each read cut to `POLL_INTERVAL`.
+    /// Set while a response body is being read: only then is each read cut to `BODY_POLL_INTERVAL`.
     streaming: Arc<AtomicBool>,
     /// Set on SIGTERM/SIGINT: a request waiting for its response headers gives up.
     shutdown: Arc<AtomicBool>,
@@ -144,7 +144,7 @@ pub struct Client {
 
 impl Client {
     /// An agent for `cfg.url` sending `cfg.user_agent`, trusting `cfg.ca_file` if given. A
-    /// request waiting for its response gives up within `POLL_INTERVAL` of `shutdown` being set.
+    /// request waiting for its response gives up within `BODY_POLL_INTERVAL` of `shutdown` being set.
     pub fn new(cfg: &Config, shutdown: Arc<AtomicBool>) -> Result<Client, Error> {
         let (url, user_agent, ca_file) = (&cfg.url, &cfg.user_agent, cfg.ca_file.as_deref());
         let mut config = ureq::Agent::config_builder()
@@ -353,7 +353,7 @@ fn read_error_body(reader: impl Read) -> String {
 pub enum ReadOutcome {
     /// This many bytes arrived.
     Data(usize),
-    /// Nothing arrived within `POLL_INTERVAL`; the connection may still be fine.
+    /// Nothing arrived within `BODY_POLL_INTERVAL`; the connection may still be fine.
     Idle,
     /// The server ended the response.
     End,
@@ -365,7 +365,7 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Reads what is available, waiting at most `POLL_INTERVAL`.
+    /// Reads what is available, waiting at most `BODY_POLL_INTERVAL`.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
         match self.reader.read(buf) {
             Ok(0) => Ok(ReadOutcome::End),

@@ -1,4 +1,4 @@
-//! A wrapper around ureq's default connector: body reads return every `POLL_INTERVAL`, and the
+//! A wrapper around ureq's default connector: body reads return every `BODY_POLL_INTERVAL`, and the
 //! wait for response headers is cut into such slices within its own budget, so the main loop
 //! sees signals and its idle timer while a server streams, stalls, or withholds its headers.
 //!
@@ -12,10 +12,10 @@ use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport,
 };
 
-use super::POLL_INTERVAL;
+use super::BODY_POLL_INTERVAL;
 
 /// Wraps ureq's default connector so that reads of a response body return every
-/// `POLL_INTERVAL`, while the handshake and the response headers keep their own, longer budgets.
+/// `BODY_POLL_INTERVAL`, while the handshake and the response headers keep their own, longer budgets.
 #[derive(Debug)]
 pub(super) struct PollingConnector {
     pub(super) inner: DefaultConnector,
@@ -58,10 +58,10 @@ impl Transport for PollingTransport {
 
     fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
         if self.streaming.load(Ordering::Relaxed) {
-            timeout.per_read = Some(POLL_INTERVAL.into());
+            timeout.per_read = Some(BODY_POLL_INTERVAL.into());
             return self.inner.await_input(timeout);
         }
-        // Waiting for the response head: wait in `POLL_INTERVAL` slices within the same total
+        // Waiting for the response head: wait in `BODY_POLL_INTERVAL` slices within the same total
         // budget, so that a shutdown is seen while a server withholds or trickles its headers.
         let started = std::time::Instant::now();
         let budget = (!timeout.after.is_not_happening()).then(|| *timeout.after);
@@ -83,11 +83,11 @@ impl Transport for PollingTransport {
                 }
                 slice.after = left.into();
             }
-            let cap = own_per_read.map_or(POLL_INTERVAL, |d| d.min(POLL_INTERVAL));
+            let cap = own_per_read.map_or(BODY_POLL_INTERVAL, |d| d.min(BODY_POLL_INTERVAL));
             slice.per_read = Some(cap.into());
             match self.inner.await_input(slice) {
                 Err(ureq::Error::Timeout(ureq::Timeout::PerRead))
-                    if own_per_read.is_none_or(|d| d > POLL_INTERVAL) => {}
+                    if own_per_read.is_none_or(|d| d > BODY_POLL_INTERVAL) => {}
                 other => return other,
             }
         }

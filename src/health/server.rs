@@ -27,7 +27,7 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// While connections are open, they are polled this often; with none, the thread sleeps in
 /// `accept`.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
+const CONNECTION_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// After a failed accept, wait this long before the next.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(200);
 
@@ -91,7 +91,7 @@ fn serve(listener: &TcpListener, stats: &Stats, max_silence: Duration) {
         }
         waiting.retain_mut(|c| matches!(poll(c, stats, max_silence), Progress::Waiting));
         if !waiting.is_empty() {
-            std::thread::sleep(POLL_INTERVAL);
+            std::thread::sleep(CONNECTION_POLL_INTERVAL);
         }
     }
 }

@@ -1,17 +1,17 @@
 //! `run` and `tail`: the lock, the recovery loop around sessions, signals and the process clock.
 //!
-//! A `Session` (session.rs) archives from one checkpoint on, across connections
-//! (connection.rs), until a signal, `--max-events`, or a write failure. A write failure (a full
-//! disk) abandons the session and starts a new one from the checkpoint, exactly as after a
-//! crash: `retry_session` is that rule. The pure parts are elsewhere: what becomes of an event
-//! in `sort`, what to do after a failed connection in `reconnect`, backoff in `client`,
-//! rotation in `archive::rotate`.
+//! A `Session` (session.rs) archives from one checkpoint on, across the connections that
+//! connection.rs opens and reads, until a signal, `--max-events`, or a write failure. A write
+//! failure (a full disk) abandons the session and starts a new one from the checkpoint, exactly
+//! as after a crash: `retry_session` is that rule. The pure parts are elsewhere: what becomes of
+//! an event in `judge`, what to do after a failed connection in `reconnect`, backoff in
+//! `client`, rotation in `archive::rotate`.
 
 mod connection;
+pub mod judge;
 mod reconnect;
 mod session;
 mod sink;
-pub mod sort;
 
 use std::fmt;
 use std::io;
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use self::connection::{Connected, connect_and_read};
 use self::session::Session;
 use crate::archive::{self, Archive, DirLock, Resume};
 use crate::client::{self, Client};
@@ -191,8 +192,17 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         .store(unix_ms(clock.now()), Ordering::Relaxed);
     if printing_only {
         log::info!("printing {url}");
-        let mut session = Session::new(None, Resume::default(), &cfg, clock, Arc::clone(&stats));
-        let result = session.main_loop(&client, &cfg, &signals, true);
+        let stats_for_session = Arc::clone(&stats);
+        let mut session = Session::new(None, Resume::default(), &cfg, clock, stats_for_session, 0);
+        let mut connected = Connected::Never;
+        let result = connect_and_read(
+            &mut session,
+            &client,
+            &cfg,
+            &signals,
+            &stats,
+            &mut connected,
+        );
         log::debug!("{}", stats.summary());
         return result;
     }
@@ -203,6 +213,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     }
     log::info!("archiving {url} into {}", cfg.archive.dir.display());
     let mut started = false;
+    let mut connected = Connected::Never;
     let mut n_archived = 0;
     let mut last_error_logged: Option<Instant> = None;
     loop {
@@ -217,10 +228,23 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 if let Err(e) = archive.apply_retention(clock.now()) {
                     log::warn!("retention: {e}");
                 }
-                let mut session =
-                    Session::new(Some(archive), resume, &cfg, clock, Arc::clone(&stats));
-                session.n_archived = n_archived;
-                let result = session.main_loop(&client, &cfg, &signals, !started);
+                let stats_for_session = Arc::clone(&stats);
+                let mut session = Session::new(
+                    Some(archive),
+                    resume,
+                    &cfg,
+                    clock,
+                    stats_for_session,
+                    n_archived,
+                );
+                let result = connect_and_read(
+                    &mut session,
+                    &client,
+                    &cfg,
+                    &signals,
+                    &stats,
+                    &mut connected,
+                );
                 started = true;
                 let result = match result {
                     Ok(()) => session.close().map_err(Error::Archive),
@@ -231,7 +255,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                     // the checkpoint, exactly as after a crash.
                     session.forget_unwritten();
                 }
-                n_archived = session.n_archived;
+                n_archived = session.n_archived();
                 result
             }
         };

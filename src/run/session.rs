@@ -1,28 +1,31 @@
 //! One pass from a checkpoint: the events of every connection until a write failure or the end.
-//! It acts on each event's `sort` verdict (write, count, log), keeps the resume position that
+//! It acts on each event's verdict (`judge`: write, count, log), keeps the resume position that
 //! goes with what was written, and does the periodic work between reads: checkpoints, rotation,
 //! SIGUSR1, `--on-ready` children and publishing to the health thread.
 //!
-//! It never opens connections (connection.rs) and decides nothing that `sort`, `archive::rotate`
-//! or `client::Backoff` decide.
+//! It never opens or reads connections (connection.rs drives it through the methods below,
+//! and keeps what belongs to one connection) and decides nothing that `judge`,
+//! `archive::rotate` or `client::Backoff` decide.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use super::connection::Disconnect;
+use super::judge::{self, Verdict};
 use super::sink::{OutputClosed, Sink};
-use super::sort::{self, Verdict};
-use super::{Clock, Config, Output, SessionConfig, Signals};
+use super::{Clock, Config, Output, SessionConfig};
 use crate::archive::{self, Archive, Cursor, Resume, rotate};
 use crate::console::Printer;
 use crate::event::{self, EventType, RecentIds, RejectReason};
 use crate::labels::Label;
-use crate::sse::{self, Item};
+use crate::sse;
 use crate::stats::{Stats, Unwritten, WikiCounts};
 use crate::times::{self, unix_ms};
+
+mod housekeeping;
 
 /// How many recent `meta.id`s are remembered to drop repeats. At 100 events/s this covers well
 /// over a minute; resends after a reconnect concern the boundary millisecond only. 16 bytes each.
@@ -51,28 +54,51 @@ impl Position {
     }
 }
 
+/// Why a session stops taking events.
+pub(super) enum Stop {
+    /// `--max-events` were archived (or printed).
+    MaxEvents,
+    /// Writing failed: the session is abandoned and a new one starts from the checkpoint.
+    ArchiveFailed(archive::Error),
+    /// `tail`'s standard output was closed (`| head`).
+    OutputClosed,
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stop::MaxEvents => write!(f, "reached --max-events"),
+            Stop::ArchiveFailed(e) => write!(f, "archive failed: {e}"),
+            Stop::OutputClosed => write!(f, "standard output closed"),
+        }
+    }
+}
+
+/// After a resume, the first archived event's time is compared with the last archived one's,
+/// to warn of a gap; a connection starts in `Pending` when it resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GapCheck {
+    Pending,
+    Done,
+}
+
 /// One pass from a checkpoint: lives across connections until a write failure or the end.
 pub(super) struct Session {
     sink: Sink,
-    pub(super) cfg: SessionConfig,
-    pub(super) stats: Arc<Stats>,
+    cfg: SessionConfig,
+    stats: Arc<Stats>,
     /// Events per wiki for `/status`; None without a status port, where nobody reads them.
     wikis: Option<WikiCounts>,
     last_published: Instant,
     clock: Clock,
     position: Position,
     /// `since=` for the first connection when the archive has no id to resume after.
-    pub(super) resume_since_ms: Option<i64>,
-    pub(super) server_retry: Option<Duration>,
-    pub(super) n_archived: u64,
-    pub(super) n_events_this_connection: u64,
-    /// The next archived event is the first after a resume: compare its time with `last_dt`.
-    pub(super) check_gap: bool,
+    since_fallback_ms: Option<i64>,
+    /// Events archived (or printed) by this process, for `--max-events`.
+    n_archived: u64,
     /// Events were handled since the last checkpoint.
-    pub(super) dirty: bool,
+    dirty: bool,
     last_checkpoint: Instant,
-    /// Set by `handle` when archiving must stop (a file error, `--max-events`, stdout gone).
-    pub(super) failure: Option<Disconnect>,
     /// What was counted since the last checkpoint, taken back if writing fails before the next.
     unwritten: Unwritten,
     /// The archive's checkpoint count when `unwritten` was last cleared.
@@ -80,13 +106,15 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// A session writing into `archive` (none for `tail`) from the position `resume`.
+    /// A session writing into `archive` (none for `tail`) from the position `resume`, after
+    /// `n_archived` events of earlier sessions.
     pub(super) fn new(
         archive: Option<Archive>,
         resume: Resume,
         cfg: &Config,
         clock: Clock,
         stats: Arc<Stats>,
+        n_archived: u64,
     ) -> Session {
         let sink = match (cfg.output, archive) {
             (Output::Print(format), _) => Sink::Print(Printer::stdout(format)),
@@ -109,25 +137,12 @@ impl Session {
                 last_dt: resume.last_dt,
                 recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &resume.recent_ids),
             },
-            resume_since_ms: resume.since_ms,
-            server_retry: None,
-            n_archived: 0,
-            n_events_this_connection: 0,
-            check_gap: false,
+            since_fallback_ms: resume.since_ms,
+            n_archived,
             dirty: false,
             last_checkpoint: Instant::now(),
-            failure: None,
             unwritten: Unwritten::default(),
             seen_checkpoints,
-        }
-    }
-
-    /// Forgets the tally of what a checkpoint has since made durable.
-    fn note_durable(&mut self) {
-        let total = self.sink.archive().map_or(0, Archive::checkpoints_total);
-        if total != self.seen_checkpoints {
-            self.seen_checkpoints = total;
-            self.unwritten.clear();
         }
     }
 
@@ -146,6 +161,21 @@ impl Session {
         self.unwritten.clear();
     }
 
+    /// Events archived (or printed) by this process so far.
+    pub(super) fn n_archived(&self) -> u64 {
+        self.n_archived
+    }
+
+    /// What this session's settings say.
+    pub(super) fn cfg(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// `since=` (Unix ms) for the first connection when there is no id to resume after; once.
+    pub(super) fn take_since_fallback(&mut self) -> Option<i64> {
+        self.since_fallback_ms.take()
+    }
+
     /// The id to resume after, if any.
     pub(super) fn resume_id(&self) -> &str {
         &self.position.resume_id
@@ -156,12 +186,12 @@ impl Session {
         &self.position.last_dt
     }
 
-    /// Forgets the resume id (the server refused it).
     /// Whether events go to standard output as well as (or instead of) the archive.
     pub(super) fn prints(&self) -> bool {
         self.sink.prints()
     }
 
+    /// Forgets the resume id (the server refused it).
     pub(super) fn clear_resume_id(&mut self) {
         self.position.resume_id.clear();
     }
@@ -172,41 +202,10 @@ impl Session {
         Some((archive, self.position.cursor()))
     }
 
-    pub(super) fn checkpoint(&mut self) -> Result<(), archive::Error> {
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.checkpoint(cursor)?;
-        }
-        self.dirty = false;
-        self.last_checkpoint = Instant::now();
-        self.note_durable();
-        Ok(())
-    }
-
-    fn rotate(&mut self, reason: rotate::Reason) -> Result<(), archive::Error> {
-        let now = self.clock.now();
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.rotate(reason, cursor, now)?;
-        }
-        self.count_completed(now);
-        self.note_durable();
-        Ok(())
-    }
-
-    /// Counts the files the archive completed (by rotation, or at a new day inside `append`).
-    fn count_completed(&mut self, now: OffsetDateTime) {
-        let Some(archive) = self.sink.archive_mut() else {
-            return;
-        };
-        for (path, reason) in archive.take_completed() {
-            self.stats.rotations.add(reason);
-            self.stats.note_completed(&path, unix_ms(now));
-        }
-    }
-
     /// Completes every open file.
     pub(super) fn close(&mut self) -> Result<(), archive::Error> {
-        // The segment goes the way of every rotation (and is counted like one); then the rest.
-        self.rotate(rotate::Reason::Shutdown)?;
+        // The event files go the way of every rotation (and are counted like one); then the rest.
+        self.complete_files(Some(rotate::Reason::Shutdown))?;
         let now = self.clock.now();
         if let Some((archive, cursor)) = self.archive_and_cursor() {
             archive.close(cursor, now)?;
@@ -216,96 +215,21 @@ impl Session {
         Ok(())
     }
 
-    /// Periodic work between reads: `--on-ready` children, SIGUSR1, minute rotation,
-    /// checkpoints, and what the health thread shows.
-    pub(super) fn housekeeping(&mut self, signals: &Signals) -> Result<(), archive::Error> {
-        if self.sink.flush() == Err(OutputClosed) {
-            self.failure = Some(Disconnect::OutputClosed);
-        }
-        if let Some(wikis) = &self.wikis
-            && self.last_published.elapsed() >= PUBLISH_INTERVAL
-        {
-            self.stats.try_set_top_wikis(wikis);
-            self.last_published = Instant::now();
-        }
-        let Some(archive) = self.sink.archive_mut() else {
-            return Ok(());
-        };
-        archive.reap_children();
-        if signals.rotate.swap(false, Ordering::Relaxed) {
-            log::info!("SIGUSR1: completing the open file");
-            self.rotate(rotate::Reason::Signal)?;
-        }
-        self.rotate_if_due(self.clock.now())?;
-        let interval_passed = self
-            .cfg
-            .checkpoint_interval
-            .is_some_and(|i| self.last_checkpoint.elapsed() >= i);
-        if self.dirty && interval_passed {
-            self.checkpoint()?;
-        }
-        self.publish();
-        Ok(())
-    }
-
-    fn rotate_if_due(&mut self, now: OffsetDateTime) -> Result<(), archive::Error> {
-        match self.sink.archive().and_then(|a| a.rotation_due(now)) {
-            Some(reason) => self.rotate(reason),
-            None => Ok(()),
-        }
-    }
-
-    /// Hands the archive's state to the health thread.
-    fn publish(&mut self) {
-        let Some(archive) = self.sink.archive_mut() else {
-            return;
-        };
-        let stats = &self.stats;
-        stats
-            .bytes_written
-            .store(archive.bytes_written(), Ordering::Relaxed);
-        let (open_file, open_bytes) = archive.open_file().unwrap_or(("", 0));
-        stats.open_file_bytes.store(open_bytes, Ordering::Relaxed);
-        stats.try_set_status_text(open_file, &self.position.resume_id);
-        // Any checkpoint (periodic, new file, rotation) proves that writing works again.
-        let n_checkpoints = archive.take_checkpoint_count();
-        if n_checkpoints > 0 {
-            Stats::add(&stats.checkpoints, n_checkpoints);
-            stats.write_error_since.store(0, Ordering::Relaxed);
-            stats
-                .last_checkpoint_ms
-                .store(unix_ms(self.clock.now()), Ordering::Relaxed);
-        }
-        Stats::add(&stats.retention_deletions, archive.take_deletion_count());
-    }
-
-    /// Acts on one parsed item.
-    pub(super) fn handle(&mut self, item: Item<'_>) {
-        let event = match item {
-            Item::Retry(ms) => {
-                self.server_retry = Some(Duration::from_millis(ms));
-                return;
-            }
-            Item::Event(event) => event,
-        };
-        if self.failure.is_some() {
-            // Archiving stopped inside this chunk: later events are fetched again on resume.
-            return;
-        }
-        self.n_events_this_connection += 1;
+    /// Acts on one event; `gap` says whether it may be the first after a resume.
+    pub(super) fn handle(&mut self, event: sse::Event<'_>, gap: &mut GapCheck) -> Result<(), Stop> {
         // One clock read per event serves the health gauge, rotation and the rejects line.
         let now = self.clock.now();
         self.stats
             .last_event_at_ms
             .store(unix_ms(now), Ordering::Relaxed);
-        let verdict = sort::sort(
+        let verdict = judge::judge(
             &event,
             self.cfg.keep_canary,
             &self.cfg.filter,
             &self.position.recent_ids,
         );
         let result = match verdict {
-            Verdict::Archive { meta, key } => self.archive_event(event.data, &meta, key, now),
+            Verdict::Archive { meta, key } => self.archive_event(event.data, &meta, key, now, gap),
             Verdict::Reject(reason) => self.reject(reason, &event, now),
             Verdict::Canary => {
                 Stats::add(&self.stats.canaries, 1);
@@ -323,15 +247,16 @@ impl Session {
                 Ok(())
             }
         };
-        if let Err(e) = result {
-            self.failure = Some(Disconnect::ArchiveFailed(e));
-            return;
+        if matches!(result, Err(Stop::ArchiveFailed(_))) {
+            return result;
         }
+        // The event was handled (a closed standard output stops `tail` after it).
         self.dirty = true;
         if !event.id.is_empty() {
             self.position.resume_id.clear();
             self.position.resume_id.push_str(event.id);
         }
+        result?;
         if self
             .cfg
             .max_events
@@ -346,8 +271,9 @@ impl Session {
                 },
                 self.n_archived
             );
-            self.failure = Some(Disconnect::MaxEvents);
+            return Err(Stop::MaxEvents);
         }
+        Ok(())
     }
 
     fn archive_event(
@@ -356,9 +282,12 @@ impl Session {
         meta: &event::Meta<'_>,
         key: Option<u128>,
         now: OffsetDateTime,
-    ) -> Result<(), archive::Error> {
-        self.rotate_if_due(now)?;
-        if let Some(dt) = &meta.dt {
+        gap: &mut GapCheck,
+    ) -> Result<(), Stop> {
+        self.complete_due(now).map_err(Stop::ArchiveFailed)?;
+        if let Some(dt) = &meta.dt
+            && std::mem::replace(gap, GapCheck::Done) == GapCheck::Pending
+        {
             self.warn_on_gap(dt);
         }
         let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
@@ -367,14 +296,13 @@ impl Session {
             dt_ms,
         };
         if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.append(data, place, now, cursor)?;
+            let appended = archive.append(data, place, now, cursor);
+            appended.map_err(Stop::ArchiveFailed)?;
             // A checkpoint inside `append` (a new file, a day completed) came before this line.
-            self.count_completed(now);
+            self.absorb_news(now);
             self.note_durable();
         }
-        if self.sink.print(data) == Err(OutputClosed) {
-            self.failure = Some(Disconnect::OutputClosed);
-        }
+        let printed = self.sink.print(data);
         // The id is recorded only once the event is written: a checkpoint taken on the way
         // (rotation, new file) must not claim an event that is not in its bytes, or the resend
         // after a crash would be dropped as a duplicate.
@@ -399,13 +327,13 @@ impl Session {
                 self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
             }
         }
-        Ok(())
+        printed.map_err(|OutputClosed| Stop::OutputClosed)
     }
 
     /// After a resume, says so if the first event is much later than the last one archived.
-    fn warn_on_gap(&mut self, dt: &str) {
+    fn warn_on_gap(&self, dt: &str) {
         let last_dt = &self.position.last_dt;
-        if !std::mem::replace(&mut self.check_gap, false) || last_dt.is_empty() {
+        if last_dt.is_empty() {
             return;
         }
         let (Some(before), Some(after)) = (
@@ -429,7 +357,7 @@ impl Session {
         reason: RejectReason,
         event: &sse::Event<'_>,
         now: OffsetDateTime,
-    ) -> Result<(), archive::Error> {
+    ) -> Result<(), Stop> {
         let line = reject_line(now, reason, event);
         log::warn!(
             "rejected event {} ({reason}, {} bytes of data)",
@@ -442,7 +370,9 @@ impl Session {
         );
         self.stats.rejects.add(reason);
         if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.reject(&line, now, cursor)?;
+            archive
+                .reject(&line, now, cursor)
+                .map_err(Stop::ArchiveFailed)?;
             self.note_durable();
             self.unwritten.reject(reason);
         }

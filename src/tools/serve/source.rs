@@ -13,13 +13,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, seek};
+use crate::archive::reader::FILE_BUFFER_BYTES;
+use crate::archive::{self, partition, seek};
 use crate::tools::Error;
 
 /// Lines read from the start of each input to learn which streams it holds.
 const STREAM_SCAN_LINES: usize = 1000;
-/// Read buffer per open input file.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// The inputs: per input, its files in order; and the stream names found in them.
 pub(super) struct Catalog {
@@ -64,8 +63,10 @@ impl Catalog {
     /// Whether a stream name in a URL is served: `recentchange` is `mediawiki.recentchange`.
     pub(super) fn knows(&self, name: &str) -> bool {
         self.streams.is_empty()
-            || self.streams.contains(name)
-            || self.streams.contains(&format!("mediawiki.{name}"))
+            || self
+                .streams
+                .iter()
+                .any(|stream| partition::is_asked_stream(stream, name))
     }
 }
 
@@ -149,12 +150,12 @@ impl SourceReader {
     fn open(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
-        let mut file = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+        let mut file = BufReader::with_capacity(FILE_BUFFER_BYTES, file);
         // Peek at the gzip magic without consuming it.
         let is_gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(match is_gzip {
             true => Box::new(BufReader::with_capacity(
-                READ_BUFFER_BYTES,
+                FILE_BUFFER_BYTES,
                 flate2::bufread::MultiGzDecoder::new(file),
             )),
             false => Box::new(file),
@@ -248,9 +249,10 @@ impl Merge {
             let event = self.sources[idx].next_event(&mut self.counters)?;
             let wanted = match &event.stream {
                 None => true,
-                Some(stream) => self.wanted.iter().any(|name| {
-                    stream == name || stream.strip_prefix("mediawiki.") == Some(name.as_str())
-                }),
+                Some(stream) => self
+                    .wanted
+                    .iter()
+                    .any(|name| partition::is_asked_stream(stream, name)),
             };
             if wanted {
                 return Some(event);

@@ -25,9 +25,9 @@ pub enum Verdict<'a> {
     Duplicate,
 }
 
-/// Sorts `event`. Rejects come first (what cannot be read cannot be a canary or a duplicate),
+/// Judges `event`. Rejects come first (what cannot be read cannot be a canary or a duplicate),
 /// then canaries, then filters, then the duplicate check.
-pub fn sort<'a>(
+pub fn judge<'a>(
     event: &sse::Event<'a>,
     keep_canary: bool,
     filter: &Filter,
@@ -76,7 +76,7 @@ mod tests {
     }
 
     fn verdict(event: &sse::Event<'_>, filter: &Filter, recent: &RecentIds) -> String {
-        format!("{:?}", sort(event, false, filter, recent))
+        format!("{:?}", judge(event, false, filter, recent))
     }
 
     #[test]
@@ -84,7 +84,7 @@ mod tests {
         let none = Filter::default();
         let recent = RecentIds::new(8);
         let data = edit("en.wikipedia.org");
-        match sort(&message(&data), false, &none, &recent) {
+        match judge(&message(&data), false, &none, &recent) {
             Verdict::Archive { meta, key } => {
                 assert_eq!(meta.id.as_deref(), Some(ID));
                 assert_eq!(key, Some(event::id_key(ID)));
@@ -112,7 +112,7 @@ mod tests {
         let canary = edit("canary");
         assert_eq!(verdict(&message(&canary), &none, &recent), "Canary");
         assert!(matches!(
-            sort(&message(&canary), true, &none, &recent),
+            judge(&message(&canary), true, &none, &recent),
             Verdict::Archive { .. }
         ));
         let dewiki_only = Filter {
