@@ -25,16 +25,36 @@ def section_lines(topic, name):
     raise SystemExit(f"no {name} in help {topic}")
 
 
+# The column where a flag's help starts in the help text (HELP_COLUMN in src/cli/help.rs).
+HELP_COLUMN = 28
+NAMES = r"(?:-\w, )?--?[\w-]+(?: [^ ]+)?"
+
+
+def entry(line):
+    """(names, help or None) when `line` starts a flag's entry: its names alone, or its names
+    with the help starting at HELP_COLUMN; None for prose (a list of flags is prose)."""
+    if not line.startswith("    -"):
+        return None
+    alone = re.match(rf"^    ({NAMES})$", line)
+    if alone:
+        return alone.group(1), None
+    names, help_text = line[4:HELP_COLUMN], line[HELP_COLUMN:]
+    if names.endswith(" ") and help_text[:1] not in ("", " ") and re.match(rf"^{NAMES} *$", names):
+        return names.strip(), help_text
+    return None
+
+
 def options(lines):
-    """Flag entries (`    --flag ARG   text`, continued by deeper lines) as roff .TP items."""
+    """Flag entries (names, then help from HELP_COLUMN, continued by deeper lines) as roff .TP
+    items; everything else as text."""
     out = []
     for line in lines:
-        entry = re.match(r"^    ((?:-\w, )?--?[\w-]+(?: [^ ]+)?)(?: +(.*))?$", line)
-        if entry and line.startswith("    -"):
+        found = entry(line)
+        if found:
             out.append(".TP")
-            out.append(".B " + roff(entry.group(1)))
-            if entry.group(2):
-                out.append(roff(entry.group(2)))
+            out.append(".B " + roff(found[0]))
+            if found[1]:
+                out.append(roff(found[1]))
         else:
             out.append(roff(line.strip()))
     return out

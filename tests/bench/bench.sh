@@ -16,7 +16,7 @@ trap stop_serve EXIT
 n_archivable=$(wc -l < "$work/expected.ndjson")
 input_bytes=$(wc -c < "$corpus")
 json_bytes=$(wc -c < "$work/expected.ndjson")
-default_level=$(sed -n 's/^pub const LEVEL: u32 = \([0-9]\);/\1/p' src/config/defaults.rs)
+default_level=$(sed -n 's/^pub const LEVEL: u32 = \([0-9]\);/\1/p' src/defaults.rs)
 
 # run_archiver LABEL ARGS...: one timed run; appends "label wall user sys rss_kb out_bytes".
 run_archiver() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::event::{self, RecentIds};
 
-/// How many recent ids duplicate detection remembers (see `config::defaults`).
-pub const DUPLICATE_WINDOW: usize = crate::config::defaults::DUPLICATE_WINDOW;
+/// How many recent ids duplicate detection remembers (see `defaults`).
+pub const DUPLICATE_WINDOW: usize = crate::defaults::DUPLICATE_WINDOW;
 /// Problems of one kind listed in full; the rest are counted.
 const LISTED_PROBLEMS: usize = 50;
 
