@@ -27,7 +27,7 @@ const FALLBACK_WIDTH: usize = 100;
 
 /// The fields a readable line shows; anything may be missing.
 #[derive(Deserialize, Default)]
-struct Fields<'a> {
+struct Shown<'a> {
     #[serde(borrow, default)]
     meta: Option<MetaFields<'a>>,
     #[serde(borrow, default, rename = "type")]
@@ -114,7 +114,7 @@ pub fn format_line(data: &str, width: Option<usize>, color: bool) -> String {
         n_chars: 0,
         color,
     };
-    let Ok(fields) = serde_json::from_str::<Fields<'_>>(data) else {
+    let Ok(fields) = serde_json::from_str::<Shown<'_>>(data) else {
         line.push("", data);
         return cut(line.text, width, color);
     };

@@ -160,6 +160,11 @@ pub fn inspect_by_serde(data: &str) -> Result<Meta<'_>, RejectReason> {
     }
 }
 
+/// How many recent `meta.id`s the window remembers to drop repeats. At 100 events/s this covers
+/// well over a minute; resends after a reconnect concern the boundary millisecond only. 16
+/// bytes each.
+pub const DEDUP_WINDOW: usize = 8192;
+
 /// Remembers the last `capacity` event ids and says whether one was seen already.
 ///
 /// Memory is bounded: ids are kept as 128-bit keys (the UUID itself when `meta.id` is a UUID,

@@ -48,8 +48,9 @@ pub struct Parser {
     line_oversize: bool,
     /// The previous chunk ended in CR: an LF at the start of the next one ends no new line.
     after_cr: bool,
-    /// How many bytes of the stream start have been checked against the BOM; `None` once done.
-    bom_seen: Option<usize>,
+    /// While the stream's first bytes may still be a BOM: how many of its bytes matched so far.
+    /// `None` once decided (skipped, or not a BOM).
+    bom_pending: Option<usize>,
     data: String,
     event_type: String,
     last_event_id: String,
@@ -64,7 +65,7 @@ impl Parser {
             line: Vec::new(),
             line_oversize: false,
             after_cr: false,
-            bom_seen: Some(0),
+            bom_pending: Some(0),
             data: String::new(),
             event_type: String::new(),
             last_event_id: String::new(),
@@ -74,7 +75,7 @@ impl Parser {
 
     /// Feeds one chunk of the stream; calls `on_item` for every event or retry completed by it.
     pub fn feed(&mut self, mut chunk: &[u8], on_item: &mut dyn FnMut(Item<'_>)) {
-        if let Some(n_seen) = self.bom_seen {
+        if let Some(n_seen) = self.bom_pending {
             chunk = self.skip_bom(n_seen, chunk);
             if chunk.is_empty() {
                 return;
@@ -132,14 +133,14 @@ impl Parser {
         let n_common = want.len().min(chunk.len());
         if chunk[..n_common] != want[..n_common] {
             // Not a BOM after all: the bytes held back so far are ordinary stream bytes.
-            self.bom_seen = None;
+            self.bom_pending = None;
             self.append_to_line(&BOM[..n_seen]);
             return chunk;
         }
         if n_common == want.len() {
-            self.bom_seen = None;
+            self.bom_pending = None;
         } else {
-            self.bom_seen = Some(n_seen + n_common);
+            self.bom_pending = Some(n_seen + n_common);
         }
         &chunk[n_common..]
     }
@@ -183,7 +184,7 @@ impl Parser {
                 self.event_type.push_str(&String::from_utf8_lossy(value));
             }
             b"data" => self.append_data(value, line_oversize),
-            // An id line cut off by the size limit is not a trustworthy resume position.
+            // An id line cut off by the size limit is not a trustworthy resume point.
             b"id" if !line_oversize && !value.contains(&0) => {
                 self.last_event_id.clear();
                 self.last_event_id.push_str(&String::from_utf8_lossy(value));

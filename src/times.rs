@@ -14,11 +14,6 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     ms.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
-/// The current time in Unix milliseconds (for observers that only display it).
-pub fn now_ms() -> i64 {
-    unix_ms(OffsetDateTime::now_utc())
-}
-
 /// An RFC 3339 date-time as Unix milliseconds.
 pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     OffsetDateTime::parse(text, &Rfc3339).ok().map(unix_ms)

@@ -10,7 +10,7 @@ use super::checkpoint::FileKind;
 use super::naming::{self, Layout, Naming};
 use super::partition::{self, Target};
 use super::writer::create_dirs;
-use super::{Archive, Cursor, Error, OpenSegment, Place, rotate};
+use super::{Archive, Error, Place, ResumePoint, WritingFile, rotate};
 
 impl Archive {
     /// Appends one event's JSON as a line to the file it belongs in, opening that first if
@@ -22,21 +22,21 @@ impl Archive {
         data: &str,
         place: Place<'_>,
         now: OffsetDateTime,
-        cursor: Cursor<'_>,
+        point: &ResumePoint,
     ) -> Result<(), Error> {
         let idx = match self.layout {
-            Layout::Flat if !self.segments.is_empty() => 0,
+            Layout::Flat if !self.event_files.is_empty() => 0,
             Layout::Flat => {
-                let (name, final_name) = self.cfg.naming.segment_names(now, self.next_seq);
+                let (name, final_name) = self.cfg.naming.event_file_names(now, self.next_seq);
                 self.next_seq += 1;
-                let open = self.create(FileKind::Segment, name, final_name, now, None, cursor)?;
-                self.segments.push(open);
+                let open = self.create(FileKind::Events, name, final_name, now, None, point)?;
+                self.event_files.push(open);
                 0
             }
-            Layout::Partitioned => self.partition_for(place, now, cursor)?,
+            Layout::Partitioned => self.partition_for(place, now, point)?,
         };
-        self.segments[idx]
-            .segment
+        self.event_files[idx]
+            .part
             .write_line(one_line(data).as_bytes())
     }
 
@@ -46,21 +46,25 @@ impl Archive {
         &mut self,
         place: Place<'_>,
         now: OffsetDateTime,
-        cursor: Cursor<'_>,
+        point: &ResumePoint,
     ) -> Result<usize, Error> {
         let stream = self.stream_dir(place.stream);
         let event_time = place
             .dt_ms
             .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
             .unwrap_or(now);
-        let open: Vec<_> = self.segments.iter().map(OpenSegment::partition).collect();
+        let open: Vec<_> = self
+            .event_files
+            .iter()
+            .map(WritingFile::partition)
+            .collect();
         let route = partition::route(&open, &stream, event_time);
         let mut done = Vec::with_capacity(route.complete.len());
         for &idx in route.complete.iter().rev() {
-            done.push(self.segments.remove(idx));
+            done.push(self.event_files.remove(idx));
         }
         for open in done.into_iter().rev() {
-            self.complete(open, cursor, rotate::Reason::Date)?;
+            self.complete(open, point, rotate::RotationReason::Date)?;
         }
         let date = match route.target {
             Target::Open(idx) => return Ok(idx),
@@ -71,18 +75,18 @@ impl Archive {
         let naming = Naming::Ours {
             label: stream.clone(),
         };
-        let (name, final_name) = naming.segment_names(event_time, self.next_seq);
+        let (name, final_name) = naming.event_file_names(event_time, self.next_seq);
         self.next_seq += 1;
         let open = self.create(
-            FileKind::Segment,
+            FileKind::Events,
             format!("{rel_dir}/{name}"),
             format!("{rel_dir}/{final_name}"),
             now,
             Some((stream, date)),
-            cursor,
+            point,
         )?;
-        self.segments.push(open);
-        Ok(self.segments.len() - 1)
+        self.event_files.push(open);
+        Ok(self.event_files.len() - 1)
     }
 
     /// The directory name of an event's stream: the asked-for name it matches, or its own.
@@ -103,7 +107,7 @@ impl Archive {
         &mut self,
         line: &str,
         now: OffsetDateTime,
-        cursor: Cursor<'_>,
+        point: &ResumePoint,
     ) -> Result<(), Error> {
         if self.rejects.is_none() {
             let rel_dir = match self.layout {
@@ -123,14 +127,14 @@ impl Archive {
                 n_try += 1;
                 (name, final_name) = names(n_try);
             }
-            let open = self.create(FileKind::Rejects, name, final_name, now, None, cursor)?;
+            let open = self.create(FileKind::Rejects, name, final_name, now, None, point)?;
             self.rejects = Some(open);
         }
         let open = self
             .rejects
             .as_mut()
             .expect("the rejects file was opened above");
-        open.segment.write_line(line.as_bytes())
+        open.part.write_line(line.as_bytes())
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use super::error::open_no_follow;
 use super::naming::Layout;
 use super::writer::sync_parent_dir;
 
@@ -27,7 +28,9 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileKind {
-    Segment,
+    /// An event file; `"segment"` in the format, as every checkpoint has written it.
+    #[serde(rename = "segment")]
+    Events,
     Rejects,
 }
 
@@ -58,7 +61,7 @@ pub struct Checkpoint {
     pub last_dt: String,
     /// Recent `meta.id` keys (hex), newest last, so that resent events are still recognised.
     pub recent_ids: Vec<String>,
-    /// The sequence number of the next segment.
+    /// The sequence number of the next event file.
     pub next_seq: u64,
     /// The directory's layout; checkpoints of earlier builds have none and are flat.
     #[serde(default)]
@@ -155,7 +158,7 @@ pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {
 }
 
 fn read_file(path: PathBuf) -> Result<Option<Checkpoint>, Error> {
-    let file = match Error::open(
+    let file = match open_no_follow(
         fs::OpenOptions::new().read(true),
         "reading checkpoint",
         &path,
@@ -188,7 +191,7 @@ fn read_file(path: PathBuf) -> Result<Option<Checkpoint>, Error> {
 
 /// Replaces the checkpoint in `dir` with `checkpoint`.
 ///
-/// SAFETY (crash window): the new content goes to a temporary file that is fsynced before it is
+/// Crash window: the new content goes to a temporary file that is fsynced before it is
 /// renamed over the old checkpoint, and the directory is fsynced after; a crash at any point
 /// leaves either the old or the new checkpoint, complete, never a mix or nothing.
 pub fn write(dir: &Path, layout: Layout, checkpoint: &Checkpoint) -> Result<(), Error> {
@@ -196,7 +199,7 @@ pub fn write(dir: &Path, layout: Layout, checkpoint: &Checkpoint) -> Result<(), 
     let mut tmp_path = final_path.clone().into_os_string();
     tmp_path.push(".tmp");
     let tmp_path = PathBuf::from(tmp_path);
-    let mut file = Error::open(
+    let mut file = open_no_follow(
         fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -220,7 +223,7 @@ mod tests {
         Checkpoint {
             version: VERSION,
             files: vec![OpenFile {
-                kind: FileKind::Segment,
+                kind: FileKind::Events,
                 name: "rc-20250131T120000Z-000001.ndjson.gz.part".into(),
                 final_name: "rc-20250131T120000Z-000001.ndjson.gz".into(),
                 length: 1234,

@@ -1,5 +1,6 @@
-//! `archive::Error`: every failure names the file or directory involved; and the one way files
-//! of the archive directory are opened (`Error::open`, never through a symbolic link).
+//! `archive::Error`: every failure names the file or directory involved; and `open_no_follow`,
+//! the one way files of the archive directory are opened (never through a symbolic link),
+//! whose failures are these errors.
 
 use std::fmt;
 use std::fs;
@@ -34,29 +35,29 @@ impl Error {
         }
     }
 
-    /// Opens `path` in the archive directory with `options`, never through a symbolic link
-    /// (`O_NOFOLLOW`): a planted link would make us overwrite or read a file elsewhere.
-    pub(crate) fn open(
-        options: &mut fs::OpenOptions,
-        action: &'static str,
-        path: &Path,
-    ) -> Result<fs::File, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        options
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => Error::Symlink {
-                    path: path.to_path_buf(),
-                },
-                _ => Error::io(action, path, e),
-            })
-    }
-
     /// True for failures that may go away by themselves (a full disk being cleaned up).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Io { .. })
     }
+}
+
+/// Opens `path` in the archive directory with `options`, never through a symbolic link
+/// (`O_NOFOLLOW`): a planted link would make us overwrite or read a file elsewhere.
+pub(crate) fn open_no_follow(
+    options: &mut fs::OpenOptions,
+    action: &'static str,
+    path: &Path,
+) -> Result<fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    options
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::Symlink {
+                path: path.to_path_buf(),
+            },
+            _ => Error::io(action, path, e),
+        })
 }
 
 impl fmt::Display for Error {

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::Error;
+use super::error::open_no_follow;
 
 /// The lock file in the archive directory.
 pub const LOCK_FILE: &str = ".lock";
@@ -23,7 +24,7 @@ impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
         fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let mut file = Error::open(
+        let mut file = open_no_follow(
             OpenOptions::new()
                 .read(true)
                 .write(true)

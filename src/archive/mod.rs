@@ -7,7 +7,7 @@
 //! `hook` the `--on-ready` children, `listing` directory listings for readers, `writer` the
 //! bytes of one file, `reader` reading members back, `checkpoint` the checkpoint format,
 //! `rotate` and `retention` their policies. It does not parse SSE, talk to the network or decide
-//! what is a reject: callers hand it finished lines and the resume position (`Cursor`) that
+//! what is a reject: callers hand it finished lines and the resume point (`ResumePoint`) that
 //! goes with them.
 
 mod append;
@@ -40,9 +40,9 @@ pub use self::lock::{DirLock, LOCK_FILE};
 pub use self::naming::{FileRole, Layout, Naming, classify};
 use self::partition::OpenPartition;
 pub use self::reader::{IntactPrefix, intact_prefix};
-pub use self::recover::{DAMAGED_DIR, Rewind};
-use self::writer::Segment;
-use crate::event::RecentIds;
+pub use self::recover::DAMAGED_DIR;
+use self::writer::PartFile;
+use crate::event::{DEDUP_WINDOW, RecentIds};
 
 /// How the archive behaves; fixed for a run.
 #[derive(Debug, Clone)]
@@ -62,27 +62,50 @@ pub struct Config {
     pub retention: retention::Policy,
 }
 
-/// The resume position that goes with the archived bytes: written into every checkpoint.
-#[derive(Debug, Clone, Copy)]
-pub struct Cursor<'a> {
-    pub last_event_id: &'a str,
-    pub last_dt: &'a str,
-    /// Recent `meta.id`s, so that events resent after a resume are recognised.
-    pub recent_ids: &'a RecentIds,
+/// The resume point: where the stream continues (after the last handled event's id, else
+/// from the last archived `meta.dt`), with the window of recent `meta.id`s that recognises the
+/// events a resume sends again. Every checkpoint records the one that goes with its bytes.
+#[derive(Debug)]
+pub struct ResumePoint {
+    /// The id of the last event handled, sent as `Last-Event-ID`; empty when there is none.
+    pub last_event_id: String,
+    /// `meta.dt` of the last archived event, for gap warnings and the `since=` fallback.
+    pub last_dt: String,
+    pub recent_ids: RecentIds,
 }
 
-/// The resume position read back from a checkpoint.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Resume {
-    pub last_event_id: String,
-    pub last_dt: String,
-    pub recent_ids: Vec<u128>,
-    /// Set when there is no id to resume after (the open file came up shorter than the
-    /// checkpoint said, or the server sends no ids): the first connection asks for `since=`
-    /// this time (Unix ms) instead.
+impl ResumePoint {
+    /// The resume point of a new archive: nothing handled yet.
+    pub fn start() -> ResumePoint {
+        ResumePoint {
+            last_event_id: String::new(),
+            last_dt: String::new(),
+            recent_ids: RecentIds::new(DEDUP_WINDOW),
+        }
+    }
+}
+
+/// What opening an archive recovered: the resume point, and how the first connection starts.
+#[derive(Debug)]
+pub struct Recovered {
+    pub point: ResumePoint,
+    /// Set when there is no id to resume after (a file came up shorter than the checkpoint
+    /// said, or the server sends no ids): the first connection asks for `since=` this time
+    /// (Unix ms) instead.
     pub since_ms: Option<i64>,
-    /// The open file came up shorter than the checkpoint: its lost events are fetched again.
+    /// A file came up shorter than the checkpoint: its lost events are fetched again.
     pub rewound: bool,
+}
+
+impl Recovered {
+    /// Nothing to recover: a new archive, or `tail`.
+    pub fn fresh() -> Recovered {
+        Recovered {
+            point: ResumePoint::start(),
+            since_ms: None,
+            rewound: false,
+        }
+    }
 }
 
 /// Where an event goes in the partitioned layout: its `meta.stream` and `meta.dt`.
@@ -93,9 +116,9 @@ pub struct Place<'a> {
 }
 
 /// A file being written, with what rotation needs to know about it.
-struct OpenSegment {
+struct WritingFile {
     kind: FileKind,
-    segment: Segment,
+    part: PartFile,
     /// The path relative to the archive directory while open, and when completed.
     name: String,
     final_name: String,
@@ -104,7 +127,7 @@ struct OpenSegment {
     partition: Option<(String, Date)>,
 }
 
-impl OpenSegment {
+impl WritingFile {
     fn partition(&self) -> Option<OpenPartition<'_>> {
         self.partition.as_ref().map(|(stream, date)| OpenPartition {
             stream,
@@ -114,7 +137,7 @@ impl OpenSegment {
     }
 
     fn record(&self) -> OpenFile {
-        let (n_lines, length) = self.segment.durable();
+        let (n_lines, length) = self.part.durable();
         OpenFile {
             kind: self.kind,
             name: self.name.clone(),
@@ -131,8 +154,8 @@ pub struct Archive {
     cfg: Config,
     layout: Layout,
     /// Flat: at most one. Partitioned: per stream, one per date still open.
-    segments: Vec<OpenSegment>,
-    rejects: Option<OpenSegment>,
+    event_files: Vec<WritingFile>,
+    rejects: Option<WritingFile>,
     next_seq: u64,
     /// Compressed bytes of the files completed by this process.
     completed_bytes: u64,
@@ -151,7 +174,7 @@ pub struct News {
     /// Completed files deleted by retention.
     pub n_deleted: u64,
     /// Event files completed, with the reason.
-    pub completed: Vec<(PathBuf, rotate::Reason)>,
+    pub completed: Vec<(PathBuf, rotate::RotationReason)>,
 }
 
 impl Archive {
@@ -169,63 +192,63 @@ impl Archive {
         final_name: String,
         now: OffsetDateTime,
         partition: Option<(String, Date)>,
-        cursor: Cursor<'_>,
-    ) -> Result<OpenSegment, Error> {
+        point: &ResumePoint,
+    ) -> Result<WritingFile, Error> {
         let dir = &self.cfg.dir;
-        let segment = Segment::create(dir.join(&name), dir.join(&final_name), self.cfg.level)?;
-        log::info!("opened {}", segment.part_path().display());
-        let open = OpenSegment {
+        let part = PartFile::create(dir.join(&name), dir.join(&final_name), self.cfg.level)?;
+        log::info!("opened {}", part.part_path().display());
+        let open = WritingFile {
             kind,
-            segment,
+            part,
             name,
             final_name,
             opened_at: now,
             partition,
         };
-        self.write_checkpoint(cursor, Some(&open))?;
+        self.write_checkpoint(point, Some(&open))?;
         Ok(open)
     }
 
-    /// Whether an open segment must be completed now, and why.
-    pub fn rotation_due(&self, now: OffsetDateTime) -> Option<rotate::Reason> {
-        self.segments.iter().find_map(|open| self.due(open, now))
+    /// Whether an open event file must be completed now, and why.
+    pub fn rotation_due(&self, now: OffsetDateTime) -> Option<rotate::RotationReason> {
+        self.event_files.iter().find_map(|open| self.due(open, now))
     }
 
-    fn due(&self, open: &OpenSegment, now: OffsetDateTime) -> Option<rotate::Reason> {
+    fn due(&self, open: &WritingFile, now: OffsetDateTime) -> Option<rotate::RotationReason> {
         rotate::due(
             &self.cfg.policy,
             open.opened_at,
-            open.segment.n_lines(),
-            open.segment.compressed_bytes(),
+            open.part.n_lines(),
+            open.part.compressed_bytes(),
             now,
         )
     }
 
-    /// Makes everything written so far durable and records it with `cursor` in the checkpoint.
-    pub fn checkpoint(&mut self, cursor: Cursor<'_>) -> Result<(), Error> {
-        self.write_checkpoint(cursor, None)
+    /// Makes everything written so far durable and records it with `point` in the checkpoint.
+    pub fn checkpoint(&mut self, point: &ResumePoint) -> Result<(), Error> {
+        self.write_checkpoint(point, None)
     }
 
     /// Ends members, fsyncs, and writes the checkpoint listing the open files (plus `extra`, a file
     /// being created).
     fn write_checkpoint(
         &mut self,
-        cursor: Cursor<'_>,
-        extra: Option<&OpenSegment>,
+        point: &ResumePoint,
+        extra: Option<&WritingFile>,
     ) -> Result<(), Error> {
         let mut files = Vec::new();
-        for open in self.segments.iter_mut().chain(self.rejects.as_mut()) {
-            open.segment.end_member()?;
+        for open in self.event_files.iter_mut().chain(self.rejects.as_mut()) {
+            open.part.end_member()?;
             files.push(open.record());
         }
-        files.extend(extra.map(OpenSegment::record));
+        files.extend(extra.map(WritingFile::record));
         let saved = Checkpoint {
             version: checkpoint::VERSION,
             files,
-            last_event_id: cursor.last_event_id.to_string(),
-            last_dt: cursor.last_dt.to_string(),
+            last_event_id: point.last_event_id.clone(),
+            last_dt: point.last_dt.clone(),
             // Keep the checkpoint small: resends after a reconnect concern the boundary millisecond.
-            recent_ids: cursor
+            recent_ids: point
                 .recent_ids
                 .newest(RECENT_IDS_IN_CHECKPOINT)
                 .iter()
@@ -253,33 +276,33 @@ impl Archive {
 
     /// Completes the open event files that the rotation policy says are due: seal, checkpoint
     /// without them, rename, run `--on-ready`; then applies retention.
-    pub fn complete_due(&mut self, cursor: Cursor<'_>, now: OffsetDateTime) -> Result<(), Error> {
-        self.complete_where(cursor, now, |archive, open| archive.due(open, now))
+    pub fn complete_due(&mut self, point: &ResumePoint, now: OffsetDateTime) -> Result<(), Error> {
+        self.complete_where(point, now, |archive, open| archive.due(open, now))
     }
 
     /// Completes every open event file for `reason` (a signal, shutdown), as `complete_due`.
     pub fn complete_all(
         &mut self,
-        reason: rotate::Reason,
-        cursor: Cursor<'_>,
+        reason: rotate::RotationReason,
+        point: &ResumePoint,
         now: OffsetDateTime,
     ) -> Result<(), Error> {
-        self.complete_where(cursor, now, |_, _| Some(reason))
+        self.complete_where(point, now, |_, _| Some(reason))
     }
 
     fn complete_where(
         &mut self,
-        cursor: Cursor<'_>,
+        point: &ResumePoint,
         now: OffsetDateTime,
-        reason_for: impl Fn(&Archive, &OpenSegment) -> Option<rotate::Reason>,
+        reason_for: impl Fn(&Archive, &WritingFile) -> Option<rotate::RotationReason>,
     ) -> Result<(), Error> {
         let mut idx = 0;
         let mut any = false;
-        while idx < self.segments.len() {
-            match reason_for(self, &self.segments[idx]) {
+        while idx < self.event_files.len() {
+            match reason_for(self, &self.event_files[idx]) {
                 Some(reason) => {
-                    let open = self.segments.remove(idx);
-                    self.complete(open, cursor, reason)?;
+                    let open = self.event_files.remove(idx);
+                    self.complete(open, point, reason)?;
                     any = true;
                 }
                 None => idx += 1,
@@ -292,23 +315,23 @@ impl Archive {
     }
 
     /// Completes a file taken out of `self`: seal it, checkpoint without it, rename it, and hand
-    /// it to `--on-ready`. The checkpoint comes before the rename (see `SealedSegment::complete`).
+    /// it to `--on-ready`. The checkpoint comes before the rename (see `SealedFile::complete`).
     fn complete(
         &mut self,
-        open: OpenSegment,
-        cursor: Cursor<'_>,
-        reason: rotate::Reason,
+        open: WritingFile,
+        point: &ResumePoint,
+        reason: rotate::RotationReason,
     ) -> Result<(), Error> {
-        let sealed = open.segment.seal()?;
-        self.write_checkpoint(cursor, None)?;
+        let sealed = open.part.seal()?;
+        self.write_checkpoint(point, None)?;
         let n_lines = sealed.n_lines;
         let path = sealed.complete()?;
         let why = match open.kind {
-            FileKind::Segment => format!("rotation by {reason}"),
+            FileKind::Events => format!("rotation by {reason}"),
             FileKind::Rejects => format!("rejects, at {reason}"),
         };
         log::info!("completed {} ({n_lines} lines, {why})", path.display());
-        if open.kind == FileKind::Segment {
+        if open.kind == FileKind::Events {
             self.news.completed.push((path.clone(), reason));
         }
         self.hand_on(path, &open.final_name, open.kind);
@@ -323,10 +346,10 @@ impl Archive {
     }
 
     /// Completes every open file (at shutdown).
-    pub fn close(&mut self, cursor: Cursor<'_>, now: OffsetDateTime) -> Result<(), Error> {
-        self.complete_all(rotate::Reason::Shutdown, cursor, now)?;
+    pub fn close(&mut self, point: &ResumePoint, now: OffsetDateTime) -> Result<(), Error> {
+        self.complete_all(rotate::RotationReason::Shutdown, point, now)?;
         if let Some(open) = self.rejects.take() {
-            self.complete(open, cursor, rotate::Reason::Shutdown)?;
+            self.complete(open, point, rotate::RotationReason::Shutdown)?;
         }
         Ok(())
     }
@@ -336,7 +359,7 @@ impl Archive {
     /// relative to the directory).
     fn hand_on(&mut self, path: PathBuf, rel: &str, kind: FileKind) {
         self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
-        if kind == FileKind::Segment {
+        if kind == FileKind::Events {
             self.on_ready.start(&path, rel);
         }
     }
@@ -348,25 +371,25 @@ impl Archive {
 
     /// The name of the newest open event file, if any.
     pub fn newest_open_name(&self) -> Option<&str> {
-        let newest = self.segments.iter().max_by_key(|o| o.opened_at)?;
+        let newest = self.event_files.iter().max_by_key(|o| o.opened_at)?;
         Some(newest.name.as_str())
     }
 
     /// The compressed size of all open event files together.
     pub fn open_bytes(&self) -> u64 {
-        self.segments
+        self.event_files
             .iter()
-            .map(|o| o.segment.compressed_bytes())
+            .map(|o| o.part.compressed_bytes())
             .sum()
     }
 
     /// Compressed bytes written by this process, to archive and rejects files.
     pub fn bytes_written(&self) -> u64 {
         let open = self
-            .segments
+            .event_files
             .iter()
             .chain(&self.rejects)
-            .map(|o| o.segment.compressed_bytes());
+            .map(|o| o.part.compressed_bytes());
         self.completed_bytes + open.sum::<u64>()
     }
 }

@@ -1,5 +1,5 @@
 //! Every file name in an archive directory, made or parsed: the two layouts (partitioned by
-//! stream and date, or flat), event segments in both namings, rejects files, and what a name
+//! stream and date, or flat), event files in both namings, rejects files, and what a name
 //! says about its file (`classify`, `name_time_ms`).
 //!
 //! Pure: names in, names out. It does not list directories (`listing.rs`) or touch files.
@@ -75,7 +75,7 @@ pub fn parse_date_dir(name: &str) -> Option<Date> {
     Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
 }
 
-/// The UTC time (Unix ms, whole seconds) a segment's file name carries, in either naming:
+/// The UTC time (Unix ms, whole seconds) an event file's name carries, in either naming:
 /// in the partitioned layout the time of its first event, in the flat one the time it was
 /// opened.
 pub fn name_time_ms(base: &str) -> Option<i64> {
@@ -129,8 +129,8 @@ pub enum Naming {
 }
 
 impl Naming {
-    /// The name while open and the final name of segment `seq` opened at `start`.
-    pub fn segment_names(&self, start: OffsetDateTime, seq: u64) -> (String, String) {
+    /// The name while open and the final name of event file `seq` opened at `start`.
+    pub fn event_file_names(&self, start: OffsetDateTime, seq: u64) -> (String, String) {
         match self {
             Naming::Ours { label } => {
                 let name = format!("{label}-{}-{seq:06}{SEGMENT_SUFFIX}", compact_utc(start));
@@ -145,7 +145,7 @@ impl Naming {
         }
     }
 
-    /// For a segment file name: its sequence number and, if it is still open, its final name.
+    /// For an event file name: its sequence number and, if it is still open, its final name.
     pub fn parse(&self, name: &str) -> Option<(u64, Option<String>)> {
         match self {
             Naming::Ours { label } => {
@@ -300,7 +300,7 @@ mod tests {
         let naming = Naming::Ours {
             label: "recentchange".into(),
         };
-        let (open, done) = naming.segment_names(datetime!(2025-01-31 12:00:05 UTC), 42);
+        let (open, done) = naming.event_file_names(datetime!(2025-01-31 12:00:05 UTC), 42);
         assert_eq!(done, "recentchange-20250131T120005Z-000042.ndjson.gz");
         assert_eq!(open, format!("{done}.part"));
         assert_eq!(naming.parse(&open), Some((42, Some(done.clone()))));
@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn wikistreamreader_names_round_trip() {
         let naming = Naming::WikistreamReader;
-        let (open, done) = naming.segment_names(datetime!(2025-11-07 00:05:00 UTC), 2);
+        let (open, done) = naming.event_file_names(datetime!(2025-11-07 00:05:00 UTC), 2);
         assert_eq!(open, "stream_20251107T000500_000000002.gz");
         assert_eq!(done, "stream_20251107T000500_000000002.gz.ready");
         assert_eq!(naming.parse(&open), Some((2, Some(done.clone()))));

@@ -9,15 +9,16 @@ use std::fs;
 use std::path::Path;
 
 use super::checkpoint::{self, Checkpoint};
+use super::error::open_no_follow;
 use super::listing::walk;
 use super::naming::{Layout, Naming, classify};
-use super::{Archive, Config, Cursor, Error, News, OnReady, Resume};
-use crate::event::RecentIds;
+use super::{Archive, Config, Error, News, OnReady, Recovered, ResumePoint};
+use crate::event::{DEDUP_WINDOW, RecentIds};
 
 impl Archive {
     /// Opens `cfg.dir` (the caller holds its `DirLock`), recovers from the last checkpoint, and
-    /// returns the archive with the position to resume from.
-    pub fn open(cfg: Config) -> Result<(Archive, Resume), Error> {
+    /// returns the archive with the point to resume from.
+    pub fn open(cfg: Config) -> Result<(Archive, Recovered), Error> {
         let dir = cfg.dir.clone();
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
         check_writable(&dir)?;
@@ -27,7 +28,7 @@ impl Archive {
             on_ready: OnReady::new(cfg.on_ready.clone()),
             cfg,
             layout,
-            segments: Vec::new(),
+            event_files: Vec::new(),
             rejects: None,
             next_seq: saved.as_ref().map_or(1, |c| c.next_seq.max(1)),
             completed_bytes: 0,
@@ -39,56 +40,44 @@ impl Archive {
             .flat_map(|c| c.files.iter().map(|f| f.name.clone()))
             .collect();
         archive.recover_orphans(&listed)?;
-        let mut resume = Resume::default();
-        if let Some(saved) = saved {
-            let mut rewind = None;
-            for file in &saved.files {
-                rewind = archive.reopen(file)?.or(rewind);
-            }
-            let since_ms = match saved.last_event_id.is_empty() {
+        let Some(saved) = saved else {
+            return Ok((archive, Recovered::fresh()));
+        };
+        let mut rewound = None;
+        for file in &saved.files {
+            rewound = archive.recover_listed(file)?.or(rewound);
+        }
+        if let Some(rewound) = rewound {
+            log::warn!(
+                "events after meta.dt {} were lost on disk; fetching them again from the stream \
+                 (since={})",
+                rewound.point.last_dt,
+                rewound.since_ms.unwrap_or_default()
+            );
+            // Record the repaired lengths and the rewound point at once: the old checkpoint
+            // names bytes that no longer exist.
+            archive.write_checkpoint(&rewound.point, None)?;
+            return Ok((archive, rewound));
+        }
+        let keys: Vec<u128> = saved
+            .recent_ids
+            .iter()
+            .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
+            .collect();
+        let recovered = Recovered {
+            // Without an id (a server that sends none), the point is the last archived time.
+            since_ms: match saved.last_event_id.is_empty() {
                 true => crate::times::parse_rfc3339_ms(&saved.last_dt),
                 false => None,
-            };
-            resume = Resume {
+            },
+            point: ResumePoint {
                 last_event_id: saved.last_event_id,
                 last_dt: saved.last_dt,
-                recent_ids: saved
-                    .recent_ids
-                    .iter()
-                    .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
-                    .collect(),
-                // Without an id (a server that sends none, or a rewind below), the position is
-                // the last archived time.
-                since_ms,
-                rewound: false,
-            };
-            if let Some(rewind) = rewind {
-                log::warn!(
-                    "events after meta.dt {} were lost on disk; fetching them again from the \
-                     stream (since={})",
-                    rewind.last_dt,
-                    rewind.since_ms
-                );
-                resume = Resume {
-                    last_event_id: String::new(),
-                    last_dt: rewind.last_dt,
-                    recent_ids: rewind.recent_ids,
-                    since_ms: Some(rewind.since_ms),
-                    rewound: true,
-                };
-                // Record the repaired lengths and the rewound position at once: the old
-                // checkpoint names bytes that no longer exist.
-                let recent =
-                    RecentIds::with_keys(resume.recent_ids.len().max(1), &resume.recent_ids);
-                let cursor = Cursor {
-                    last_event_id: "",
-                    last_dt: &resume.last_dt,
-                    recent_ids: &recent,
-                };
-                archive.write_checkpoint(cursor, None)?;
-            }
-        }
-        Ok((archive, resume))
+                recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &keys),
+            },
+            rewound: false,
+        };
+        Ok((archive, recovered))
     }
 }
 
@@ -142,7 +131,7 @@ fn check_writable(dir: &Path) -> Result<(), Error> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     drop(
-        Error::open(&mut options, "writing in directory", &probe).map_err(|e| match e {
+        open_no_follow(&mut options, "writing in directory", &probe).map_err(|e| match e {
             Error::Io { source, .. } => Error::io("writing in directory", dir, source),
             other => other,
         })?,

@@ -11,6 +11,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::Error;
+use super::error::open_no_follow;
 
 /// Read buffer for an archive file and for decoded text: large enough that a read is a few
 /// syscalls per gzip member, small next to the inflater's own state. Readers share it.
@@ -231,7 +232,7 @@ const MAX_SALVAGE_BYTES: usize = 64 << 20;
 /// no CRC check; the JSON check keeps any garbage out.
 pub fn salvage(path: &Path, offset: u64) -> Result<Vec<Vec<u8>>, Error> {
     use std::io::{Seek, SeekFrom};
-    let mut file = Error::open(std::fs::OpenOptions::new().read(true), "opening", path)?;
+    let mut file = open_no_follow(std::fs::OpenOptions::new().read(true), "opening", path)?;
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| Error::io("reading", path, e))?;
     let mut decoder =
@@ -271,7 +272,7 @@ pub struct IntactPrefix {
 /// Walks the members of the gzip file at `path` and says where the intact prefix ends; each
 /// intact line goes to `on_line`. The file is opened without following a link.
 pub fn scan_intact(path: &Path, on_line: &mut dyn FnMut(&[u8])) -> Result<IntactPrefix, Error> {
-    let file = Error::open(std::fs::OpenOptions::new().read(true), "opening", path)?;
+    let file = open_no_follow(std::fs::OpenOptions::new().read(true), "opening", path)?;
     let report = match read_lines_of(file, 0, path, &mut |line| {
         on_line(line);
         Ok(())

@@ -5,7 +5,7 @@
 //! still decompress from it are written back as a fresh member, and the bytes that could not be
 //! read are moved to `DIR/_damaged/` (Spark and Hadoop skip names that start with `_`). When a
 //! checkpointed file ends before the checkpoint says, the events after the last one that
-//! survived are fetched again: `Rewind` says from where. The checkpoint format is
+//! survived are fetched again: a rewound `Recovered` resume point says from where. The checkpoint format is
 //! `checkpoint.rs`'s, the member scan `reader.rs`'s.
 
 use std::collections::{HashSet, VecDeque};
@@ -16,32 +16,23 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use super::checkpoint::{FileKind, OpenFile};
+use super::error::open_no_follow;
 use super::listing::{Found, walk};
 use super::naming::{FileRole, Layout, PART_SUFFIX, classify, parse_partition, parse_rejects};
 use super::reader::{IntactPrefix, salvage, scan_intact};
-use super::writer::{Segment, create_dirs, sync_parent_dir};
-use super::{Archive, Error, OpenSegment};
-use crate::event;
+use super::writer::{PartFile, create_dirs, sync_parent_dir};
+use super::{Archive, Error, Recovered, ResumePoint, WritingFile};
+use crate::event::{self, DEDUP_WINDOW, RecentIds};
 
 /// Where unreadable bytes go, inside the archive directory.
 pub const DAMAGED_DIR: &str = "_damaged";
-/// How many `meta.id`s of the last surviving events a rewound resume remembers: the events a
-/// timestamp seek sends again are those since the seek point, seconds of the stream.
-const REWIND_IDS: usize = 8192;
+/// A rewound resume point remembers the `meta.id`s of the last surviving events, as many as the
+/// window holds: the events a timestamp seek sends again are those since the seek point,
+/// seconds of the stream.
+const REWIND_IDS: usize = DEDUP_WINDOW;
 /// With nothing of a file left, its events are fetched again from this long before the file
 /// was opened: `meta.dt` runs a few seconds behind the wall clock that named the file.
 const REWIND_MARGIN_SECS: i64 = 60;
-
-/// The position to fetch lost events again from, after a checkpointed file came up short.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rewind {
-    /// `since=` for the first connection, in Unix milliseconds.
-    pub since_ms: i64,
-    /// `meta.dt` of the last event that survived (the seek time if none did).
-    pub last_dt: String,
-    /// `meta.id` keys of the last events that survived, oldest first.
-    pub recent_ids: Vec<u128>,
-}
 
 /// The last surviving events of a file: their id keys and the last `meta.dt`.
 #[derive(Default)]
@@ -93,7 +84,7 @@ impl Archive {
             let open = match parsed {
                 Some((seq, final_name)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
-                    final_name.map(|f| (f, FileKind::Segment))
+                    final_name.map(|f| (f, FileKind::Events))
                 }
                 None => parse_rejects(&name)
                     .flatten()
@@ -131,7 +122,7 @@ impl Archive {
                 fs::rename(&path, &final_path).map_err(|e| Error::io("renaming", &path, e))?;
                 sync_parent_dir(&final_path)?;
             } else {
-                let mut segment = Segment::reopen(
+                let mut part = PartFile::reopen(
                     path.clone(),
                     final_path.clone(),
                     self.cfg.level,
@@ -139,9 +130,9 @@ impl Archive {
                     prefix.n_lines,
                 )?;
                 for line in &salvaged {
-                    segment.write_line(line)?;
+                    part.write_line(line)?;
                 }
-                segment.seal()?.complete()?;
+                part.seal()?.complete()?;
             }
             log::warn!(
                 "completed {} left by an earlier run ({n_lines} lines)",
@@ -171,7 +162,7 @@ impl Archive {
             salvaged.len(),
             kept.display()
         );
-        let file = Error::open(OpenOptions::new().write(true), "opening", path)?;
+        let file = open_no_follow(OpenOptions::new().write(true), "opening", path)?;
         file.set_len(prefix.length)
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io("truncating", path, e))?;
@@ -194,7 +185,7 @@ impl Archive {
                 format!("-{n_try}")
             };
             let target = dir.join(format!("{name}.from-{offset}{suffix}"));
-            match Error::open(
+            match open_no_follow(
                 OpenOptions::new().write(true).create_new(true),
                 "creating",
                 &target,
@@ -208,7 +199,7 @@ impl Archive {
                 Err(e) => return Err(e),
             }
         };
-        let mut source = Error::open(OpenOptions::new().read(true), "opening", path)?;
+        let mut source = open_no_follow(OpenOptions::new().read(true), "opening", path)?;
         source
             .seek(SeekFrom::Start(offset))
             .and_then(|_| io::copy(&mut source, &mut out))
@@ -220,9 +211,9 @@ impl Archive {
     }
 
     /// Reopens a file listed in the checkpoint, cut to its durable length. When the file ends
-    /// before that length, its readable lines are kept and the returned `Rewind` says where to
-    /// fetch the rest again.
-    pub(super) fn reopen(&mut self, file: &OpenFile) -> Result<Option<Rewind>, Error> {
+    /// before that length, its readable lines are kept and the returned rewound resume point
+    /// says where to fetch the rest again.
+    pub(super) fn recover_listed(&mut self, file: &OpenFile) -> Result<Option<Recovered>, Error> {
         let dir = &self.cfg.dir;
         let part_path = dir.join(&file.name);
         let final_path = dir.join(&file.final_name);
@@ -244,7 +235,7 @@ impl Archive {
         };
         let opened_at = OffsetDateTime::from_unix_timestamp(file.opened_at)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let (segment, rewind) = if actual_len < file.length {
+        let (part, rewind) = if actual_len < file.length {
             let mut survivors = Survivors::default();
             let prefix = scan_intact(&part_path, &mut |line| survivors.note(line))?;
             log::warn!(
@@ -253,7 +244,7 @@ impl Archive {
                 file.length,
             );
             let salvaged = self.repair_tail(&part_path, &prefix)?;
-            let mut segment = Segment::reopen(
+            let mut part = PartFile::reopen(
                 part_path,
                 final_path,
                 self.cfg.level,
@@ -262,9 +253,9 @@ impl Archive {
             )?;
             for line in &salvaged {
                 survivors.note(line);
-                segment.write_line(line)?;
+                part.write_line(line)?;
             }
-            segment.end_member()?;
+            part.end_member()?;
             let since_ms = match crate::times::parse_rfc3339_ms(&survivors.last_dt) {
                 Some(ms) => ms,
                 None => (file.opened_at - REWIND_MARGIN_SECS).saturating_mul(1000),
@@ -275,12 +266,17 @@ impl Archive {
                 true => crate::times::rfc3339_ms(since_ms),
                 false => survivors.last_dt,
             };
-            let rewind = Rewind {
-                since_ms,
-                last_dt,
-                recent_ids: survivors.ids.into(),
+            let keys: Vec<u128> = survivors.ids.into();
+            let rewind = Recovered {
+                point: ResumePoint {
+                    last_event_id: String::new(),
+                    last_dt,
+                    recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &keys),
+                },
+                since_ms: Some(since_ms),
+                rewound: true,
             };
-            (segment, Some(rewind))
+            (part, Some(rewind))
         } else {
             if actual_len > file.length {
                 log::info!(
@@ -289,24 +285,24 @@ impl Archive {
                     actual_len - file.length
                 );
             }
-            let segment = Segment::reopen(
+            let part = PartFile::reopen(
                 part_path,
                 final_path,
                 self.cfg.level,
                 file.length,
                 file.n_lines,
             )?;
-            (segment, None)
+            (part, None)
         };
         let partition = match (self.layout, file.kind) {
-            (Layout::Partitioned, FileKind::Segment) => {
+            (Layout::Partitioned, FileKind::Events) => {
                 parse_partition(&file.name).map(|(stream, date)| (stream.to_string(), date))
             }
             _ => None,
         };
-        let open = OpenSegment {
+        let open = WritingFile {
             kind: file.kind,
-            segment,
+            part,
             name: file.name.clone(),
             final_name: file.final_name.clone(),
             opened_at,
@@ -314,14 +310,14 @@ impl Archive {
         };
         log::info!(
             "continuing {} ({} lines)",
-            open.segment.part_path().display(),
-            open.segment.n_lines()
+            open.part.part_path().display(),
+            open.part.n_lines()
         );
         match file.kind {
-            FileKind::Segment => self.segments.push(open),
+            FileKind::Events => self.event_files.push(open),
             FileKind::Rejects => self.rejects = Some(open),
         }
         // Lost rejects are not fetched again on their own: their events come with the rest.
-        Ok(rewind.filter(|_| file.kind == FileKind::Segment))
+        Ok(rewind.filter(|_| file.kind == FileKind::Events))
     }
 }

@@ -17,7 +17,7 @@ pub struct Policy {
 }
 
 /// Why a file was completed (the label set lives with the other metric labels).
-pub use crate::labels::RotationReason as Reason;
+pub use crate::labels::RotationReason;
 
 /// The first rotation minute strictly after `opened_at`, if minute rotation is on.
 pub fn next_boundary(minute: Option<u8>, opened_at: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -45,15 +45,15 @@ pub fn due(
     n_events: u64,
     n_bytes: u64,
     now: OffsetDateTime,
-) -> Option<Reason> {
+) -> Option<RotationReason> {
     if next_boundary(policy.minute, opened_at).is_some_and(|boundary| now >= boundary) {
-        return Some(Reason::Minute);
+        return Some(RotationReason::Minute);
     }
     if policy.max_events.is_some_and(|max| n_events >= max) {
-        return Some(Reason::Events);
+        return Some(RotationReason::Events);
     }
     if policy.max_bytes.is_some_and(|max| n_bytes >= max) {
-        return Some(Reason::Bytes);
+        return Some(RotationReason::Bytes);
     }
     None
 }
@@ -119,7 +119,7 @@ mod tests {
                 10,
                 datetime!(2025-01-31 12:05:00 UTC)
             ),
-            Some(Reason::Minute)
+            Some(RotationReason::Minute)
         );
         // A file opened just after the boundary lives until the next hour's.
         let opened = datetime!(2025-01-31 12:05:01 UTC);
@@ -141,7 +141,7 @@ mod tests {
                 10,
                 datetime!(2025-01-31 13:05:00 UTC)
             ),
-            Some(Reason::Minute)
+            Some(RotationReason::Minute)
         );
         // After a long downtime, a file from yesterday is due at once.
         assert_eq!(
@@ -152,7 +152,7 @@ mod tests {
                 0,
                 datetime!(2025-02-01 09:00:00 UTC)
             ),
-            Some(Reason::Minute)
+            Some(RotationReason::Minute)
         );
     }
 
@@ -165,7 +165,7 @@ mod tests {
         };
         let t = datetime!(2025-01-31 12:00:00 UTC);
         assert_eq!(due(&policy, t, 2, 999, t), None);
-        assert_eq!(due(&policy, t, 3, 0, t), Some(Reason::Events));
-        assert_eq!(due(&policy, t, 0, 1000, t), Some(Reason::Bytes));
+        assert_eq!(due(&policy, t, 3, 0, t), Some(RotationReason::Events));
+        assert_eq!(due(&policy, t, 0, 1000, t), Some(RotationReason::Bytes));
     }
 }

@@ -1,7 +1,7 @@
 //! One gzip NDJSON file being written: a `.part` file made of gzip members, renamed to its final
 //! name when finished.
 //!
-//! Owns the file handle, the compressor and the byte counts of one segment, and knows where the
+//! Owns the file handle, the compressor and the byte counts of one file being written (an event file or a rejects file), and knows where the
 //! durable (fsynced, member-complete) prefix ends. It does not choose names or decide when to
 //! end a member or finish; `archive/mod.rs` does.
 
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::Error;
+use super::error::open_no_follow;
 
 /// Lines are gathered into blocks of this size before they reach the compressor: each call into
 /// it has a fixed cost that a line of about a kilobyte would feel (measured with callgrind).
@@ -91,8 +92,8 @@ impl Members {
     }
 }
 
-/// An open segment.
-pub struct Segment {
+/// A `.part` file being written: gzip members, one per checkpoint.
+pub struct PartFile {
     part_path: PathBuf,
     final_path: PathBuf,
     members: Members,
@@ -104,15 +105,17 @@ pub struct Segment {
     durable_len: u64,
 }
 
-impl Segment {
+impl PartFile {
     /// Creates `part_path` (which must not exist yet); it will be renamed to `final_path`.
-    pub fn create(part_path: PathBuf, final_path: PathBuf, level: u32) -> Result<Segment, Error> {
-        let file = Error::open(
+    pub fn create(part_path: PathBuf, final_path: PathBuf, level: u32) -> Result<PartFile, Error> {
+        let file = open_no_follow(
             OpenOptions::new().write(true).create_new(true),
             "creating",
             &part_path,
         )?;
-        Ok(Segment::with_file(part_path, final_path, level, file, 0, 0))
+        Ok(PartFile::with_file(
+            part_path, final_path, level, file, 0, 0,
+        ))
     }
 
     /// Reopens `part_path` after a restart: cuts it to `length` (dropping anything after the last
@@ -123,8 +126,8 @@ impl Segment {
         level: u32,
         length: u64,
         n_lines: u64,
-    ) -> Result<Segment, Error> {
-        let mut file = Error::open(
+    ) -> Result<PartFile, Error> {
+        let mut file = open_no_follow(
             OpenOptions::new().write(true).create(true).truncate(false),
             "reopening",
             &part_path,
@@ -133,7 +136,7 @@ impl Segment {
             .and_then(|()| file.seek(SeekFrom::Start(length)))
             .and_then(|_| file.sync_all())
             .map_err(|e| Error::io("truncating", &part_path, e))?;
-        Ok(Segment::with_file(
+        Ok(PartFile::with_file(
             part_path, final_path, level, file, length, n_lines,
         ))
     }
@@ -145,8 +148,8 @@ impl Segment {
         file: File,
         length: u64,
         n_lines: u64,
-    ) -> Segment {
-        Segment {
+    ) -> PartFile {
+        PartFile {
             part_path,
             final_path,
             members: Members::new(file, level, length),
@@ -217,7 +220,7 @@ impl Segment {
 
     /// Ends the gzip stream and makes the whole file durable, still under its `.part` name. A
     /// file without any line gets one empty member: an empty gzip stream is still a valid file.
-    pub fn seal(mut self) -> Result<SealedSegment, Error> {
+    pub fn seal(mut self) -> Result<SealedFile, Error> {
         self.end_member()?;
         if self.durable_len == 0 {
             self.members
@@ -225,7 +228,7 @@ impl Segment {
                 .map_err(|e| Error::io("finishing", &self.part_path, e))?;
         }
         // Every member was synced as it ended: the file is durable.
-        Ok(SealedSegment {
+        Ok(SealedFile {
             part_path: self.part_path,
             final_path: self.final_path,
             n_lines: self.n_lines,
@@ -233,17 +236,17 @@ impl Segment {
     }
 }
 
-/// A segment whose bytes are complete and durable, waiting for its rename.
-pub struct SealedSegment {
+/// A file whose bytes are complete and durable, waiting for its rename.
+pub struct SealedFile {
     pub part_path: PathBuf,
     pub final_path: PathBuf,
     pub n_lines: u64,
 }
 
-impl SealedSegment {
+impl SealedFile {
     /// Gives the file its final name.
     ///
-    /// SAFETY (crash window): the data was fsynced by `seal`, and the directory is fsynced after
+    /// Crash window: the data was fsynced by `seal`, and the directory is fsynced after
     /// the rename, so after a crash the file exists either as a complete `.part` (which startup
     /// recovery completes) or under its final name, never as a final name over missing data.
     pub fn complete(self) -> Result<PathBuf, Error> {
@@ -297,7 +300,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let part = dir.join("x.part");
-        let mut segment = Segment::create(part.clone(), dir.join("x"), 6).unwrap();
+        let mut segment = PartFile::create(part.clone(), dir.join("x"), 6).unwrap();
         segment.write_line(b"{\"a\":1}").unwrap();
         segment.end_member().unwrap();
         let (n1, len1) = segment.durable();
@@ -339,13 +342,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let part = dir.join("y.part");
-        let mut segment = Segment::create(part.clone(), dir.join("y"), 1).unwrap();
+        let mut segment = PartFile::create(part.clone(), dir.join("y"), 1).unwrap();
         segment.write_line(b"1").unwrap();
         segment.end_member().unwrap();
         let (n, len) = segment.durable();
         segment.write_line(b"lost").unwrap();
         drop(segment);
-        let mut segment = Segment::reopen(part.clone(), dir.join("y"), 1, len, n).unwrap();
+        let mut segment = PartFile::reopen(part.clone(), dir.join("y"), 1, len, n).unwrap();
         segment.write_line(b"2").unwrap();
         let path = segment.seal().unwrap().complete().unwrap();
         assert_eq!(gunzip(&path), "1\n2\n");
@@ -356,7 +359,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let part = dir.join("z.part");
-        let mut segment = Segment::create(part.clone(), dir.join("z"), 5).unwrap();
+        let mut segment = PartFile::create(part.clone(), dir.join("z"), 5).unwrap();
         let mut expected = String::new();
         // Three members of about 400 KB each: more than the window, the staging block and the
         // output block, so the compressor slides and the output is written in several pieces.
@@ -384,7 +387,7 @@ mod tests {
             (12_000, fs::metadata(&path).unwrap().len())
         );
 
-        let empty = Segment::create(dir.join("e.part"), dir.join("e"), 5).unwrap();
+        let empty = PartFile::create(dir.join("e.part"), dir.join("e"), 5).unwrap();
         let path = empty.seal().unwrap().complete().unwrap();
         assert_eq!(gunzip(&path), "");
         assert_eq!(intact_prefix(&path).unwrap().n_lines, 0);

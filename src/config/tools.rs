@@ -74,7 +74,10 @@ pub(super) fn serve_config(raw: Args) -> Result<serve::Config, Error> {
             values::duration(flag, v, SECOND, SECOND, HOUR)
         })?,
         // Timestamps are the default, as on EventStreams; the last of the two flags wins.
-        id_offsets: raw.last_of(&["id-offsets", "id-timestamps"]) == Some("id-offsets"),
+        id_marks: match raw.last_of(&["id-offsets", "id-timestamps"]) {
+            Some("id-offsets") => serve::IdMarks::Offsets,
+            _ => serve::IdMarks::Timestamps,
+        },
         max_connections_per_ip: read(&raw, "max-connections-per-ip", |flag, v| {
             Ok(number(flag, v, 1, 100_000)? as usize)
         })?,

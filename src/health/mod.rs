@@ -3,8 +3,9 @@
 //! (`status.html`, compiled in) that polls `/status`.
 //!
 //! The thread only reads `Stats`; it never takes a lock the main loop waits for, so a slow or
-//! hostile client cannot slow archiving down. Rendering is pure (`respond` takes the time), so
-//! tests can check it without a server; `server.rs` holds the connections, within bounds.
+//! hostile client cannot slow archiving down. Rendering takes the time as an argument, so tests
+//! can check it without a server; only `/metrics` reads something, this process's figures from
+//! `/proc`. `server.rs` holds the connections, within bounds.
 
 mod server;
 

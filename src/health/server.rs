@@ -1,9 +1,8 @@
 //! The health endpoint's connections, all on its one thread: at most `MAX_CONNECTIONS` open, a
 //! request head of at most `MAX_HEAD_BYTES` within `HEAD_TIMEOUT`, one response, then close.
 //!
-//! tiny_http, which served this before, starts a thread per connection and never times out an
-//! idle one, so idle connections could exhaust threads (and abort the process) or file
-//! descriptors. Here nothing is spawned after start: connections wait in a list that the thread
+//! A thread per connection, or an idle connection without a deadline, would let clients exhaust
+//! threads (and abort the process) or file descriptors. So nothing is spawned after start: connections wait in a list that the thread
 //! polls, and an accept failure (no file descriptors left) is logged once a minute and retried
 //! after a pause, so `/check` answers again as soon as the pressure is gone.
 
@@ -134,7 +133,7 @@ fn answer(conn: &mut Waiting, head: &str, stats: &Stats, max_silence: Duration) 
         head.method,
         head.target,
         stats,
-        times::now_ms(),
+        times::unix_ms(time::OffsetDateTime::now_utc()),
         max_silence,
     );
     send(conn, &response, head.method == "HEAD");

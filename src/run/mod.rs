@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use self::connection::{Connected, connect_and_read};
 use self::session::Session;
-use crate::archive::{self, Archive, DirLock, Resume};
+use crate::archive::{self, Archive, DirLock, Recovered};
 use crate::client::{self, Client};
 use crate::console::Format;
 use crate::filter::Filter;
@@ -193,7 +193,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     if printing_only {
         log::info!("printing {url}");
         let stats_for_session = Arc::clone(&stats);
-        let mut session = Session::new(None, Resume::default(), &cfg, clock, stats_for_session, 0);
+        let mut session = Session::new(None, Recovered::fresh(), &cfg, clock, stats_for_session, 0);
         let mut connected = Connected::Never;
         let result = connect_and_read(
             &mut session,
@@ -221,8 +221,8 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             // At start (`started` false) an unusable directory or checkpoint needs a person:
             // `retry_session` below reports it and exits.
             Err(e) => Err(Error::Archive(e)),
-            Ok((mut archive, resume)) => {
-                if resume.rewound {
+            Ok((mut archive, recovered)) => {
+                if recovered.rewound {
                     Stats::add(&stats.refetches, 1);
                 }
                 if let Err(e) = archive.apply_retention(clock.now()) {
@@ -231,7 +231,7 @@ pub fn run(cfg: Config) -> Result<(), Error> {
                 let stats_for_session = Arc::clone(&stats);
                 let mut session = Session::new(
                     Some(archive),
-                    resume,
+                    recovered,
                     &cfg,
                     clock,
                     stats_for_session,

@@ -1,5 +1,5 @@
 //! One pass from a checkpoint: the events of every connection until a write failure or the end.
-//! It acts on each event's verdict (`judge`: write, count, log), keeps the resume position that
+//! It acts on each event's verdict (`judge`: write, count, log), keeps the resume point that
 //! goes with what was written, and does the periodic work between reads: checkpoints, rotation,
 //! SIGUSR1, `--on-ready` children and publishing to the health thread.
 //!
@@ -17,9 +17,9 @@ use time::OffsetDateTime;
 use super::judge::{self, Verdict};
 use super::sink::{OutputClosed, Sink};
 use super::{Clock, Config, Output, SessionConfig};
-use crate::archive::{self, Archive, Cursor, Resume, rotate};
+use crate::archive::{self, Archive, Recovered, ResumePoint, rotate};
 use crate::console::Printer;
-use crate::event::{self, EventType, RecentIds, RejectReason};
+use crate::event::{self, EventType, RejectReason};
 use crate::labels::Label;
 use crate::sse;
 use crate::stats::{Stats, Unwritten, WikiCounts};
@@ -27,32 +27,9 @@ use crate::times::{self, unix_ms};
 
 mod housekeeping;
 
-/// How many recent `meta.id`s are remembered to drop repeats. At 100 events/s this covers well
-/// over a minute; resends after a reconnect concern the boundary millisecond only. 16 bytes each.
-const DEDUP_WINDOW: usize = 8192;
 /// How often the per-wiki counts are sorted and handed to `/status`: the status page polls
 /// about this often, and sorting a thousand wikis each time costs little.
 const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The resume position that goes with what was written.
-struct Position {
-    /// The id of the last event handled; an `id:` line of an event that never completed is not
-    /// used, or a cut connection would skip that event on resume.
-    resume_id: String,
-    /// `meta.dt` of the last archived event, for gap warnings and the `since=` fallback.
-    last_dt: String,
-    recent_ids: RecentIds,
-}
-
-impl Position {
-    fn cursor(&self) -> Cursor<'_> {
-        Cursor {
-            last_event_id: &self.resume_id,
-            last_dt: &self.last_dt,
-            recent_ids: &self.recent_ids,
-        }
-    }
-}
 
 /// Why a session stops taking events.
 pub(super) enum Stop {
@@ -91,7 +68,10 @@ pub(super) struct Session {
     wikis: Option<WikiCounts>,
     last_published: Instant,
     clock: Clock,
-    position: Position,
+    /// The resume point that goes with what was written. Its id is that of the last event
+    /// handled: an `id:` line of an event that never completed is not used, or a cut
+    /// connection would skip that event on resume.
+    point: ResumePoint,
     /// `since=` for the first connection when the archive has no id to resume after.
     since_fallback_ms: Option<i64>,
     /// Events archived (or printed) by this process, for `--max-events`.
@@ -106,11 +86,11 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// A session writing into `archive` (none for `tail`) from the position `resume`, after
+    /// A session writing into `archive` (none for `tail`) from what opening it recovered, after
     /// `n_archived` events of earlier sessions.
     pub(super) fn new(
         archive: Option<Archive>,
-        resume: Resume,
+        recovered: Recovered,
         cfg: &Config,
         clock: Clock,
         stats: Arc<Stats>,
@@ -132,12 +112,8 @@ impl Session {
             wikis: cfg.health.map(|_| WikiCounts::default()),
             last_published: Instant::now(),
             clock,
-            position: Position {
-                resume_id: resume.last_event_id,
-                last_dt: resume.last_dt,
-                recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &resume.recent_ids),
-            },
-            since_fallback_ms: resume.since_ms,
+            point: recovered.point,
+            since_fallback_ms: recovered.since_ms,
             n_archived,
             dirty: false,
             last_checkpoint: Instant::now(),
@@ -178,12 +154,12 @@ impl Session {
 
     /// The id to resume after, if any.
     pub(super) fn resume_id(&self) -> &str {
-        &self.position.resume_id
+        &self.point.last_event_id
     }
 
     /// `meta.dt` of the last archived event, empty if none.
     pub(super) fn last_dt(&self) -> &str {
-        &self.position.last_dt
+        &self.point.last_dt
     }
 
     /// Whether events go to standard output as well as (or instead of) the archive.
@@ -193,22 +169,22 @@ impl Session {
 
     /// Forgets the resume id (the server refused it).
     pub(super) fn clear_resume_id(&mut self) {
-        self.position.resume_id.clear();
+        self.point.last_event_id.clear();
     }
 
-    /// The archive (none for `tail`) and the resume position that goes with what was written.
-    fn archive_and_cursor(&mut self) -> Option<(&mut Archive, Cursor<'_>)> {
+    /// The archive (none for `tail`) and the resume point that goes with what was written.
+    fn archive_and_point(&mut self) -> Option<(&mut Archive, &ResumePoint)> {
         let archive = self.sink.archive_mut()?;
-        Some((archive, self.position.cursor()))
+        Some((archive, &self.point))
     }
 
     /// Completes every open file.
     pub(super) fn close(&mut self) -> Result<(), archive::Error> {
         // The event files go the way of every rotation (and are counted like one); then the rest.
-        self.complete_files(Some(rotate::Reason::Shutdown))?;
+        self.complete_files(Some(rotate::RotationReason::Shutdown))?;
         let now = self.clock.now();
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.close(cursor, now)?;
+        if let Some((archive, point)) = self.archive_and_point() {
+            archive.close(point, now)?;
             let n_bytes = archive.bytes_written();
             self.stats.bytes_written.store(n_bytes, Ordering::Relaxed);
         }
@@ -226,7 +202,7 @@ impl Session {
             &event,
             self.cfg.keep_canary,
             &self.cfg.filter,
-            &self.position.recent_ids,
+            &self.point.recent_ids,
         );
         let result = match verdict {
             Verdict::Archive { meta, key } => self.archive_event(event.data, &meta, key, now, gap),
@@ -253,8 +229,8 @@ impl Session {
         // The event was handled (a closed standard output stops `tail` after it).
         self.dirty = true;
         if !event.id.is_empty() {
-            self.position.resume_id.clear();
-            self.position.resume_id.push_str(event.id);
+            self.point.last_event_id.clear();
+            self.point.last_event_id.push_str(event.id);
         }
         result?;
         if self
@@ -295,8 +271,8 @@ impl Session {
             stream: meta.stream.as_deref(),
             dt_ms,
         };
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
-            let appended = archive.append(data, place, now, cursor);
+        if let Some((archive, point)) = self.archive_and_point() {
+            let appended = archive.append(data, place, now, point);
             appended.map_err(Stop::ArchiveFailed)?;
             // A checkpoint inside `append` (a new file, a day completed) came before this line.
             self.absorb_news(now);
@@ -307,7 +283,7 @@ impl Session {
         // (rotation, new file) must not claim an event that is not in its bytes, or the resend
         // after a crash would be dropped as a duplicate.
         if let Some(key) = key {
-            self.position.recent_ids.insert_key(key);
+            self.point.recent_ids.insert_key(key);
         }
         self.n_archived += 1;
         let stream = meta.stream.as_deref().unwrap_or("unknown");
@@ -321,8 +297,8 @@ impl Session {
             wikis.add(wiki.unwrap_or("unknown"));
         }
         if let Some(dt) = &meta.dt {
-            self.position.last_dt.clear();
-            self.position.last_dt.push_str(dt);
+            self.point.last_dt.clear();
+            self.point.last_dt.push_str(dt);
             if let Some(ms) = dt_ms {
                 self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
             }
@@ -332,7 +308,7 @@ impl Session {
 
     /// After a resume, says so if the first event is much later than the last one archived.
     fn warn_on_gap(&self, dt: &str) {
-        let last_dt = &self.position.last_dt;
+        let last_dt = &self.point.last_dt;
         if last_dt.is_empty() {
             return;
         }
@@ -369,9 +345,9 @@ impl Session {
             event.data.len()
         );
         self.stats.rejects.add(reason);
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
+        if let Some((archive, point)) = self.archive_and_point() {
             archive
-                .reject(&line, now, cursor)
+                .reject(&line, now, point)
                 .map_err(Stop::ArchiveFailed)?;
             self.note_durable();
             self.unwritten.reject(reason);

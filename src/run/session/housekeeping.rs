@@ -33,8 +33,8 @@ impl Session {
     }
 
     pub(super) fn checkpoint(&mut self) -> Result<(), archive::Error> {
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
-            archive.checkpoint(cursor)?;
+        if let Some((archive, point)) = self.archive_and_point() {
+            archive.checkpoint(point)?;
         }
         self.dirty = false;
         self.last_checkpoint = Instant::now();
@@ -46,13 +46,13 @@ impl Session {
     /// those the rotation policy says are due.
     pub(super) fn complete_files(
         &mut self,
-        all: Option<rotate::Reason>,
+        all: Option<rotate::RotationReason>,
     ) -> Result<(), archive::Error> {
         let now = self.clock.now();
-        if let Some((archive, cursor)) = self.archive_and_cursor() {
+        if let Some((archive, point)) = self.archive_and_point() {
             match all {
-                Some(reason) => archive.complete_all(reason, cursor, now)?,
-                None => archive.complete_due(cursor, now)?,
+                Some(reason) => archive.complete_all(reason, point, now)?,
+                None => archive.complete_due(point, now)?,
             }
         }
         self.absorb_news(now);
@@ -105,7 +105,7 @@ impl Session {
         let failed = Stop::ArchiveFailed;
         if signals.rotate.swap(false, Ordering::Relaxed) {
             log::info!("SIGUSR1: completing the open file");
-            self.complete_files(Some(rotate::Reason::Signal))
+            self.complete_files(Some(rotate::RotationReason::Signal))
                 .map_err(failed)?;
         }
         self.complete_due(self.clock.now()).map_err(failed)?;
@@ -141,6 +141,6 @@ impl Session {
             .open_file_bytes
             .store(archive.open_bytes(), Ordering::Relaxed);
         let open_name = archive.newest_open_name().unwrap_or("");
-        stats.try_set_status_text(open_name, &self.position.resume_id);
+        stats.try_set_status_text(open_name, &self.point.last_event_id);
     }
 }

@@ -1,9 +1,8 @@
 //! The HTTP/1.1 side of `serve`: reading a request head with bounds, the parts of it we use,
 //! complete responses (EventStreams-style JSON errors) and chunks of a streamed body.
 //!
-//! Hand-made on `std::net::TcpStream` rather than tiny_http, because fault injection must close
-//! or freeze the socket at a chosen byte and tiny_http keeps keep-alive connections open on its
-//! own. Finding and parsing the head is `httpd`'s, shared with the health endpoint.
+//! Hand-made on `std::net::TcpStream`, because fault injection must close or freeze the socket
+//! at a chosen byte, which a server library that manages keep-alive connections itself hides. Finding and parsing the head is `httpd`'s, shared with the health endpoint.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

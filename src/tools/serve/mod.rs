@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use self::fault::{hold_until_closed, plan, wait_unless_closed};
 use self::http::{CORS_HEADERS, query_param, read_request, respond, respond_error, write_chunk};
+pub use self::position::IdMarks;
 use self::position::{Positions, parse_last_event_id};
 use self::source::{Catalog, Merge};
 use crate::httpd::LogLimiter;
@@ -51,8 +52,8 @@ pub struct Config {
     /// The `Retry-After` of 429 and 503 answers, in seconds.
     pub retry_after_secs: u64,
     pub keepalive: Duration,
-    /// Ids carry offsets instead of timestamps.
-    pub id_offsets: bool,
+    /// What the ids carry.
+    pub id_marks: IdMarks,
     /// More connections from one address get 429.
     pub max_connections_per_ip: Option<usize>,
     /// `--chaos SEED`: random disconnects, cuts and stalls, reproducible from the seed.
@@ -343,7 +344,7 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     let seeking = !positions.is_start();
     let mut keepalive = Keepalive::new(request.wants_json, shared.args.keepalive);
     let mut sent = Ok(());
-    let mut seek_past = |event: &source::Event| {
+    let mut seek_past = |event: &source::ArchivedEvent| {
         if sent.is_ok() {
             sent = keepalive.tick(&mut socket);
         }
@@ -353,7 +354,7 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     let merge = Merge::new(
         &shared.catalog,
         names,
-        seeking.then_some(&mut seek_past as &mut dyn FnMut(&source::Event) -> bool),
+        seeking.then_some(&mut seek_past as &mut dyn FnMut(&source::ArchivedEvent) -> bool),
     );
     if seeking {
         log::info!("seeking took {:.3} s", started.elapsed().as_secs_f64());
@@ -443,7 +444,7 @@ fn stream_events(
                 std::thread::sleep(due - now);
             }
         }
-        let id = (!json).then(|| positions.id_after(&event, !args.id_offsets));
+        let id = (!json).then(|| positions.id_after(&event, args.id_marks));
         if plan.disconnect_after == Some(n_sent) {
             if plan.stall {
                 write_chunk(&mut socket, &batch)?;

@@ -3,7 +3,7 @@
 //!
 //! Pure: ids and events in, decisions and id text out.
 
-use super::source::Event;
+use super::source::ArchivedEvent;
 use crate::archive::seek::ORDER_SLACK_MS;
 
 /// A position in one topic-partition, as in EventStreams ids.
@@ -48,6 +48,16 @@ pub(super) fn parse_last_event_id(id: &str) -> Option<Vec<Entry>> {
     (!value.as_array()?.is_empty()).then_some(entries)
 }
 
+/// What the ids `serve` sends mark each topic-partition's position with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdMarks {
+    /// `meta.dt` in ms, as EventStreams does today.
+    #[default]
+    Timestamps,
+    /// Kafka offsets (`meta.offset`, else a count per topic).
+    Offsets,
+}
+
 /// Where a connection starts, per topic-partition, and the positions its ids report.
 pub(super) struct Positions {
     resume: Vec<Entry>,
@@ -82,7 +92,7 @@ impl Positions {
     /// `since`), by `ORDER_SLACK_MS` more, as events are not in `meta.dt` order. An offset of
     /// another topic says nothing about this event, and neither does a topic without a mark
     /// (it starts at its beginning): then nothing is skipped.
-    pub(super) fn seek_past(&self, event: &Event) -> bool {
+    pub(super) fn seek_past(&self, event: &ArchivedEvent) -> bool {
         let applies = |e: &Entry| {
             e.partition == event.partition && e.topic.as_deref().is_none_or(|t| t == event.topic)
         };
@@ -102,7 +112,7 @@ impl Positions {
     /// topic-partition and in log order: the first event at or after the mark (a timestamp at
     /// or after it, an offset after it) starts the partition, and every later event of it is
     /// sent, even one whose `meta.dt` is earlier. A seek is never a filter.
-    pub(super) fn skips(&mut self, event: &Event) -> bool {
+    pub(super) fn skips(&mut self, event: &ArchivedEvent) -> bool {
         let key = (event.topic.as_str(), event.partition);
         if self.started.iter().any(|(t, p)| (t.as_str(), *p) == key) {
             return false;
@@ -123,10 +133,10 @@ impl Positions {
 
     /// Records `event` as sent and returns its id line's JSON: per topic-partition, the offset
     /// of the last event, or the highest timestamp so far.
-    pub(super) fn id_after(&mut self, event: &Event, timestamps: bool) -> String {
-        let mark = match timestamps {
-            true => Mark::Timestamp(event.dt_ms),
-            false => Mark::Offset(event.offset),
+    pub(super) fn id_after(&mut self, event: &ArchivedEvent, marks: IdMarks) -> String {
+        let mark = match marks {
+            IdMarks::Timestamps => Mark::Timestamp(event.dt_ms),
+            IdMarks::Offsets => Mark::Offset(event.offset),
         };
         match self
             .latest
@@ -169,8 +179,8 @@ impl Positions {
 mod tests {
     use super::*;
 
-    fn event(topic: &str, offset: i64, dt_ms: i64) -> Event {
-        Event {
+    fn event(topic: &str, offset: i64, dt_ms: i64) -> ArchivedEvent {
+        ArchivedEvent {
             data: b"{}".to_vec(),
             dt_ms,
             stream: None,
@@ -239,8 +249,8 @@ mod tests {
         assert_eq!(sent, [1005, 998, 1010, 1001]);
         // Ids keep the highest timestamp sent, so an older event last does not move them back.
         let mut ids = Positions::new(Vec::new(), None);
-        ids.id_after(&event("eqiad.rc", 0, 1010), true);
-        let id = ids.id_after(&event("eqiad.rc", 1, 998), true);
+        ids.id_after(&event("eqiad.rc", 0, 1010), IdMarks::Timestamps);
+        let id = ids.id_after(&event("eqiad.rc", 1, 998), IdMarks::Timestamps);
         assert_eq!(
             id,
             r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1010}]"#
@@ -258,13 +268,13 @@ mod tests {
     #[test]
     fn ids_list_every_topic_partition_seen() {
         let mut positions = Positions::new(Vec::new(), None);
-        let first = positions.id_after(&event("eqiad.rc", 5, 1000), true);
+        let first = positions.id_after(&event("eqiad.rc", 5, 1000), IdMarks::Timestamps);
         assert_eq!(
             first,
             r#"[{"topic":"eqiad.rc","partition":0,"timestamp":1000}]"#
         );
-        positions.id_after(&event("codfw.rc", 9, 1001), false);
-        let third = positions.id_after(&event("eqiad.rc", 6, 1002), false);
+        positions.id_after(&event("codfw.rc", 9, 1001), IdMarks::Offsets);
+        let third = positions.id_after(&event("eqiad.rc", 6, 1002), IdMarks::Offsets);
         let value: serde_json::Value = serde_json::from_str(&third).expect("json");
         assert_eq!(value[0]["offset"], 6);
         assert_eq!(value[1]["topic"], "codfw.rc");

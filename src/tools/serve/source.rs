@@ -71,7 +71,7 @@ impl Catalog {
 }
 
 /// One event as read from an input.
-pub(super) struct Event {
+pub(super) struct ArchivedEvent {
     pub(super) data: Vec<u8>,
     /// `meta.dt` in milliseconds; `i64::MIN` when missing, so such events sort first.
     pub(super) dt_ms: i64,
@@ -83,10 +83,10 @@ pub(super) struct Event {
     pub(super) has_offset: bool,
 }
 
-impl Event {
+impl ArchivedEvent {
     /// The event of one input line; offsets missing from `meta` are counted per topic in
     /// `counters`.
-    pub(super) fn parse(line: &[u8], counters: &mut HashMap<String, i64>) -> Event {
+    pub(super) fn parse(line: &[u8], counters: &mut HashMap<String, i64>) -> ArchivedEvent {
         let text = String::from_utf8_lossy(line);
         let meta = crate::event::inspect(&text).unwrap_or_default();
         let stream = meta.stream.as_deref().map(String::from);
@@ -98,7 +98,7 @@ impl Event {
         let counter = counters.entry(topic.clone()).or_insert(0);
         let offset = meta.offset.unwrap_or(*counter);
         *counter = offset + 1;
-        Event {
+        ArchivedEvent {
             dt_ms: meta
                 .dt
                 .as_deref()
@@ -197,16 +197,16 @@ impl SourceReader {
     }
 
     /// The next event; offsets missing from `meta` are counted per topic in `counters`.
-    fn next_event(&mut self, counters: &mut HashMap<String, i64>) -> Option<Event> {
+    fn next_event(&mut self, counters: &mut HashMap<String, i64>) -> Option<ArchivedEvent> {
         let line = self.next_line()?;
-        Some(Event::parse(line, counters))
+        Some(ArchivedEvent::parse(line, counters))
     }
 }
 
 /// All inputs merged by `meta.dt` (ties keep input order), only the requested streams.
 pub(super) struct Merge {
     sources: Vec<SourceReader>,
-    heads: Vec<Option<Event>>,
+    heads: Vec<Option<ArchivedEvent>>,
     wanted: Vec<String>,
     counters: HashMap<String, i64>,
 }
@@ -217,14 +217,14 @@ impl Merge {
     pub(super) fn new(
         catalog: &Catalog,
         wanted: Vec<String>,
-        mut seek_past: Option<&mut dyn FnMut(&Event) -> bool>,
+        mut seek_past: Option<&mut dyn FnMut(&ArchivedEvent) -> bool>,
     ) -> Merge {
         let mut sources = Vec::new();
         for files in &catalog.sources {
             let files = match seek_past.as_mut() {
                 Some(seek_past) => {
                     let mut before =
-                        |line: &[u8]| seek_past(&Event::parse(line, &mut HashMap::new()));
+                        |line: &[u8]| seek_past(&ArchivedEvent::parse(line, &mut HashMap::new()));
                     SourceReader::seek(files, &mut before)
                 }
                 None => files.iter().map(|f| (f.clone(), 0)).collect(),
@@ -244,7 +244,7 @@ impl Merge {
     }
 
     /// The next wanted event of source `idx`.
-    fn pull(&mut self, idx: usize) -> Option<Event> {
+    fn pull(&mut self, idx: usize) -> Option<ArchivedEvent> {
         loop {
             let event = self.sources[idx].next_event(&mut self.counters)?;
             let wanted = match &event.stream {
@@ -260,7 +260,7 @@ impl Merge {
         }
     }
 
-    pub(super) fn next(&mut self) -> Option<Event> {
+    pub(super) fn next(&mut self) -> Option<ArchivedEvent> {
         let idx = (0..self.heads.len())
             .filter(|&idx| self.heads[idx].is_some())
             .min_by_key(|&idx| self.heads[idx].as_ref().map(|e| e.dt_ms))?;
