@@ -236,46 +236,7 @@ impl Archive {
         let opened_at = OffsetDateTime::from_unix_timestamp(file.opened_at)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let (part, rewind) = if actual_len < file.length {
-            let mut survivors = Survivors::default();
-            let prefix = scan_intact(&part_path, &mut |line| survivors.note(line))?;
-            log::warn!(
-                "{} is shorter ({actual_len} bytes) than the checkpoint says ({})",
-                part_path.display(),
-                file.length,
-            );
-            let salvaged = self.repair_tail(&part_path, &prefix)?;
-            let mut part = PartFile::reopen(
-                part_path,
-                final_path,
-                self.cfg.level,
-                prefix.length,
-                prefix.n_lines,
-            )?;
-            for line in &salvaged {
-                survivors.note(line);
-                part.write_line(line)?;
-            }
-            part.end_member()?;
-            let since_ms = match crate::times::parse_rfc3339_ms(&survivors.last_dt) {
-                Some(ms) => ms,
-                None => (file.opened_at - REWIND_MARGIN_SECS).saturating_mul(1000),
-            };
-            // With nothing left, the seek time itself stands in for the last `meta.dt`, so that
-            // the checkpoint below carries it (a checkpoint without an id resumes from it).
-            let last_dt = match survivors.last_dt.is_empty() {
-                true => crate::times::rfc3339_ms(since_ms),
-                false => survivors.last_dt,
-            };
-            let keys: Vec<u128> = survivors.ids.into();
-            let rewind = Recovered {
-                point: ResumePoint {
-                    last_event_id: String::new(),
-                    last_dt,
-                    recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &keys),
-                },
-                since_ms: Some(since_ms),
-                rewound: true,
-            };
+            let (part, rewind) = self.salvage_short(file, part_path, final_path, actual_len)?;
             (part, Some(rewind))
         } else {
             if actual_len > file.length {
@@ -319,5 +280,59 @@ impl Archive {
         }
         // Lost rejects are not fetched again on their own: their events come with the rest.
         Ok(rewind.filter(|_| file.kind == FileKind::Events))
+    }
+
+    /// A checkpointed file that came up shorter than the checkpoint says: keeps what is
+    /// readable of it and returns it open, with the rewound resume point that fetches the rest
+    /// again.
+    fn salvage_short(
+        &self,
+        file: &OpenFile,
+        part_path: PathBuf,
+        final_path: PathBuf,
+        actual_len: u64,
+    ) -> Result<(PartFile, Recovered), Error> {
+        let mut survivors = Survivors::default();
+        let prefix = scan_intact(&part_path, &mut |line| survivors.note(line))?;
+        log::warn!(
+            "{} is shorter ({actual_len} bytes) than the checkpoint says ({})",
+            part_path.display(),
+            file.length,
+        );
+        let salvaged = self.repair_tail(&part_path, &prefix)?;
+        let mut part = PartFile::reopen(
+            part_path,
+            final_path,
+            self.cfg.level,
+            prefix.length,
+            prefix.n_lines,
+        )?;
+        for line in &salvaged {
+            survivors.note(line);
+            part.write_line(line)?;
+        }
+        part.end_member()?;
+        let since_ms = match crate::times::parse_rfc3339_ms(&survivors.last_dt) {
+            Some(ms) => ms,
+            None => (file.opened_at - REWIND_MARGIN_SECS).saturating_mul(1000),
+        };
+        // With nothing left, the seek time itself stands in for the last `meta.dt`, so that
+        // the checkpoint `Archive::open` writes next carries it (a checkpoint without an id
+        // resumes from it).
+        let last_dt = match survivors.last_dt.is_empty() {
+            true => crate::times::rfc3339_ms(since_ms),
+            false => survivors.last_dt,
+        };
+        let keys: Vec<u128> = survivors.ids.into();
+        let rewind = Recovered {
+            point: ResumePoint {
+                last_event_id: String::new(),
+                last_dt,
+                recent_ids: RecentIds::with_keys(DEDUP_WINDOW, &keys),
+            },
+            since_ms: Some(since_ms),
+            rewound: true,
+        };
+        Ok((part, rewind))
     }
 }

@@ -124,8 +124,7 @@ pub(super) fn connect_and_read(
             None => since_fallback.or(cfg.session.since_ms),
             Some(_) => None,
         };
-        let mut retry_after = None;
-        match client.open(resume_id, since) {
+        let retry_after = match client.open(resume_id, since) {
             Ok(stream) => {
                 *connected = Connected::Before;
                 match resume_id {
@@ -136,21 +135,7 @@ pub(super) fn connect_and_read(
                     true => GapCheck::Pending,
                     false => GapCheck::Done,
                 };
-                let started = Instant::now();
-                stats.connected.store(true, Ordering::Relaxed);
-                let (reason, tally) = read_stream(session, stream, signals, stats, gap);
-                stats.connected.store(false, Ordering::Relaxed);
-                log::info!(
-                    "disconnected: {reason}; {} events in {:.1} s",
-                    tally.n_events,
-                    started.elapsed().as_secs_f64()
-                );
-                if let Some(retry) = tally.server_retry {
-                    backoff.set_initial(retry);
-                }
-                if tally.n_events > 0 {
-                    backoff.reset();
-                }
+                let reason = read_connection(session, stream, signals, stats, gap, &mut backoff);
                 let Some(reconnect_reason) = reason.reconnect_reason() else {
                     return match reason {
                         Disconnect::Stopped(stop) => stopped(stop),
@@ -160,6 +145,7 @@ pub(super) fn connect_and_read(
                 stats.reconnects.add(reconnect_reason);
                 // Make what this connection brought durable before waiting to reconnect.
                 session.checkpoint_if_dirty()?;
+                None
             }
             Err(client::Error::ShuttingDown) => {
                 log::info!("shutting down on signal");
@@ -169,38 +155,75 @@ pub(super) fn connect_and_read(
                 let ever_connected = *connected == Connected::Before;
                 match reconnect::after_connect_error(&e, ever_connected, resume_id.is_some()) {
                     Next::Fail => return Err(Error::Client(e)),
-                    Next::FallBackToSince => {
-                        // The server no longer knows this position: continue from the last
-                        // archived time instead, which may leave a gap.
-                        since_fallback = times::parse_rfc3339_ms(session.last_dt());
-                        log::warn!(
-                            "the server refused Last-Event-ID {} ({e}); resuming from meta.dt {} instead: events may be missing",
-                            resume_id.unwrap_or_default(),
-                            if session.last_dt().is_empty() {
-                                "(unknown: from now)"
-                            } else {
-                                session.last_dt()
-                            }
-                        );
-                        session.clear_resume_id();
-                    }
+                    Next::FallBackToSince => since_fallback = fall_back_to_since(session, &e),
                     Next::Retry => log::warn!("connecting to {url} failed: {e}"),
                 }
-                retry_after = e.retry_after();
-                if let Some(asked) = retry_after.filter(|d| *d > client::MAX_RETRY_AFTER) {
-                    log::warn!(
-                        "the server asked to wait {} s (Retry-After); waiting at most {} s",
-                        asked.as_secs(),
-                        client::MAX_RETRY_AFTER.as_secs()
-                    );
-                }
                 stats.reconnects.add(ReconnectReason::ConnectFailed);
+                server_delay(&e)
             }
-        }
+        };
         let delay = reconnect::delay(backoff.next_delay(jitter.next_fraction()), retry_after);
         log::info!("reconnecting in {:.3} s", delay.as_secs_f64());
         sleep_unless(&signals.shutdown, delay);
     }
+}
+
+/// Reads one connection to its end and says why it ended; what it brought sets the backoff.
+fn read_connection(
+    session: &mut Session,
+    stream: client::Stream,
+    signals: &Signals,
+    stats: &Stats,
+    gap: GapCheck,
+    backoff: &mut Backoff,
+) -> Disconnect {
+    let started = Instant::now();
+    stats.connected.store(true, Ordering::Relaxed);
+    let (reason, tally) = read_stream(session, stream, signals, stats, gap);
+    stats.connected.store(false, Ordering::Relaxed);
+    log::info!(
+        "disconnected: {reason}; {} events in {:.1} s",
+        tally.n_events,
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(retry) = tally.server_retry {
+        backoff.set_initial(retry);
+    }
+    if tally.n_events > 0 {
+        backoff.reset();
+    }
+    reason
+}
+
+/// The server no longer knows the session's resume id: continue from the last archived time
+/// instead, which may leave a gap. Returns that time, for `since=`.
+fn fall_back_to_since(session: &mut Session, e: &client::Error) -> Option<i64> {
+    log::warn!(
+        "the server refused Last-Event-ID {} ({e}); resuming from meta.dt {} instead: events \
+         may be missing",
+        session.resume_id(),
+        if session.last_dt().is_empty() {
+            "(unknown: from now)"
+        } else {
+            session.last_dt()
+        }
+    );
+    session.clear_resume_id();
+    times::parse_rfc3339_ms(session.last_dt())
+}
+
+/// How long the server asked to wait before the next attempt (`Retry-After`), said in the log
+/// when it is more than we wait.
+fn server_delay(e: &client::Error) -> Option<Duration> {
+    let retry_after = e.retry_after();
+    if let Some(asked) = retry_after.filter(|d| *d > client::MAX_RETRY_AFTER) {
+        log::warn!(
+            "the server asked to wait {} s (Retry-After); waiting at most {} s",
+            asked.as_secs(),
+            client::MAX_RETRY_AFTER.as_secs()
+        );
+    }
+    retry_after
 }
 
 /// How a stop ends the session: a write failure is an error (a new session follows), the rest

@@ -212,6 +212,13 @@ pub fn run(cfg: Config) -> Result<(), Error> {
         log::info!("serving /check, /metrics and /status on http://{bound}");
     }
     log::info!("archiving {url} into {}", cfg.archive.dir.display());
+    let shared = Shared {
+        cfg: &cfg,
+        client: &client,
+        signals: &signals,
+        stats: &stats,
+        clock,
+    };
     let mut started = false;
     let mut connected = Connected::Never;
     let mut n_archived = 0;
@@ -221,42 +228,9 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             // At start (`started` false) an unusable directory or checkpoint needs a person:
             // `retry_session` below reports it and exits.
             Err(e) => Err(Error::Archive(e)),
-            Ok((mut archive, recovered)) => {
-                if recovered.rewound {
-                    Stats::add(&stats.refetches, 1);
-                }
-                if let Err(e) = archive.apply_retention(clock.now()) {
-                    log::warn!("retention: {e}");
-                }
-                let stats_for_session = Arc::clone(&stats);
-                let mut session = Session::new(
-                    Some(archive),
-                    recovered,
-                    &cfg,
-                    clock,
-                    stats_for_session,
-                    n_archived,
-                );
-                let result = connect_and_read(
-                    &mut session,
-                    &client,
-                    &cfg,
-                    &signals,
-                    &stats,
-                    &mut connected,
-                );
+            Ok((archive, recovered)) => {
                 started = true;
-                let result = match result {
-                    Ok(()) => session.close().map_err(Error::Archive),
-                    Err(e) => Err(e),
-                };
-                if result.is_err() {
-                    // The archive is abandoned without finishing: the next attempt starts from
-                    // the checkpoint, exactly as after a crash.
-                    session.forget_unwritten();
-                }
-                n_archived = session.n_archived();
-                result
+                shared.archive_session(archive, recovered, &mut connected, &mut n_archived)
             }
         };
         let shutting_down = signals.shutdown.load(Ordering::Relaxed);
@@ -268,6 +242,59 @@ pub fn run(cfg: Config) -> Result<(), Error> {
             note_write_failure(&stats, clock, e, &mut last_error_logged);
         }
         sleep_unless(&signals.shutdown, WRITE_RETRY_DELAY);
+    }
+}
+
+/// What every session of this process shares.
+struct Shared<'a> {
+    cfg: &'a Config,
+    client: &'a Client,
+    signals: &'a Signals,
+    stats: &'a Arc<Stats>,
+    clock: Clock,
+}
+
+impl Shared<'_> {
+    /// One session from what opening the archive recovered, until it ends: then its files are
+    /// completed, or after a failure what the checkpoint does not hold is forgotten.
+    fn archive_session(
+        &self,
+        mut archive: Archive,
+        recovered: Recovered,
+        connected: &mut Connected,
+        n_archived: &mut u64,
+    ) -> Result<(), Error> {
+        let stats = self.stats;
+        if recovered.rewound {
+            Stats::add(&stats.refetches, 1);
+        }
+        if let Err(e) = archive.apply_retention(self.clock.now()) {
+            log::warn!("retention: {e}");
+        }
+        let mut session = Session::new(
+            Some(archive),
+            recovered,
+            self.cfg,
+            self.clock,
+            Arc::clone(stats),
+            *n_archived,
+        );
+        let result = connect_and_read(
+            &mut session,
+            self.client,
+            self.cfg,
+            self.signals,
+            stats,
+            connected,
+        );
+        let result = result.and_then(|()| session.close().map_err(Error::Archive));
+        if result.is_err() {
+            // The archive is abandoned without finishing: the next attempt starts from the
+            // checkpoint, exactly as after a crash.
+            session.forget_unwritten();
+        }
+        *n_archived = session.n_archived();
+        result
     }
 }
 

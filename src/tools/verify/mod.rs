@@ -118,25 +118,7 @@ pub fn run(args: &Config) -> Result<bool, Error> {
             }
             Err(ReadError::Sink(_)) => unreachable!("the sink above never fails"),
         };
-        let summary = &mut checker.summary;
-        summary.n_files += 1;
-        summary.compressed_bytes += report.file_bytes;
-        summary.text_bytes += report.text_bytes;
-        if let Some(damage) = report.damage {
-            let lost_bytes = report.file_bytes - damage.offset;
-            let open = matches!(role, FileRole::Events { open: true, .. });
-            if !damage.is_damage(open) {
-                summary.unfinished_bytes += lost_bytes;
-            } else {
-                summary.damaged.push(DamagedFile {
-                    file: name,
-                    offset: damage.offset,
-                    lost_bytes,
-                    truncated: damage.truncated,
-                    message: damage.message,
-                });
-            }
-        }
+        account(&mut checker.summary, name, role, report);
         progress.draw(file_idx, n_files, &checker.summary, true);
     }
     for path in &listing.rejects {
@@ -162,6 +144,30 @@ pub fn run(args: &Config) -> Result<bool, Error> {
         .and_then(|()| stdout.flush())
         .or_else(quiet_on_closed_pipe)?;
     Ok(summary.damaged.is_empty() && summary.n_duplicates == 0)
+}
+
+/// Adds what reading one event file found to `summary`: its sizes, and damage unless it is
+/// only the unchecked tail of the open file.
+fn account(summary: &mut Summary, name: String, role: &FileRole, report: reader::Report) {
+    summary.n_files += 1;
+    summary.compressed_bytes += report.file_bytes;
+    summary.text_bytes += report.text_bytes;
+    let Some(damage) = report.damage else {
+        return;
+    };
+    let lost_bytes = report.file_bytes - damage.offset;
+    let open = matches!(role, FileRole::Events { open: true, .. });
+    if !damage.is_damage(open) {
+        summary.unfinished_bytes += lost_bytes;
+    } else {
+        summary.damaged.push(DamagedFile {
+            file: name,
+            offset: damage.offset,
+            lost_bytes,
+            truncated: damage.truncated,
+            message: damage.message,
+        });
+    }
 }
 
 /// A file's path relative to the archive directory (`recentchange/date=…/…`), as reported.

@@ -48,10 +48,16 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
             human::size(summary.unfinished_bytes)
         );
     }
-    if summary.is_clean() {
-        let _ = writeln!(out, "problems: none");
-        return out;
+    match summary.is_clean() {
+        true => out.push_str("problems: none\n"),
+        false => write_problems(&mut out, summary),
     }
+    out
+}
+
+/// The problems part of the text report.
+fn write_problems(out: &mut String, summary: &Summary) {
+    use std::fmt::Write as _;
     let _ = writeln!(out, "problems:");
     for damaged in &summary.damaged {
         let what = if damaged.truncated {
@@ -115,7 +121,6 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
             let _ = writeln!(out, "    meta.dt {} in {}", o.dt, o.file);
         }
     }
-    out
 }
 
 /// The report as one JSON document.
