@@ -31,8 +31,11 @@ build:
 release:
 	$(MAKE) build PROFILE=release
 
+# Tests that need root are ignored with the reason; as root (CI) they run too.
+ROOT_TESTS := $(if $(filter 0,$(shell id -u)),--include-ignored,)
+
 test: check
-	$(CARGO) test --locked
+	$(CARGO) test --locked -- $(ROOT_TESTS)
 
 check lint:
 	$(CARGO) fmt --check

@@ -1,71 +1,48 @@
 //! End-to-end archiving from the real `serve` with each fault it can inject. Every test checks
 //! the decompressed archive against exactly the served events: same set, same order, none twice.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::util::scenario::{Events, Scenario};
 use crate::util::{self, Finished, Running, Serve};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn fixture_events() -> Vec<String> {
     util::lines_of(&util::fixture("recentchange-200.ndjson"))
 }
 
 /// Serves `input` with `serve_flags`, archives until `max_events` with `run_flags`, stops the
-/// server; returns the archive dir and how the run ended.
+/// server; returns the scenario and how the run ended.
 fn archive_from_serve(
-    input: &Path,
+    input: Events,
     serve_flags: &[&str],
     run_flags: &[&str],
     max_events: usize,
-) -> (tempfile::TempDir, Finished) {
-    let dir = util::temp_dir();
-    let serve = Serve::start(input, serve_flags, dir.path());
-    let output_dir = dir.path().join("archive");
-    let url = serve.url();
+) -> (Scenario, Finished) {
+    let scenario = input.serve(serve_flags);
     let max = max_events.to_string();
-    let mut args = vec![
-        "--url",
-        &url,
-        "--output-dir",
-        output_dir.to_str().expect("utf-8"),
-        "--max-events",
-        &max,
-    ];
-    args.extend_from_slice(run_flags);
-    let finished = util::run_binary(&args, dir.path(), TIMEOUT);
-    let serve_log = serve.stderr();
-    serve.stop();
+    let finished = scenario.archive(&[&["--max-events", &max][..], run_flags].concat());
+    let serve_log = scenario.stop();
     assert!(
         finished.status.success(),
         "archiver failed: {}\nserve log:\n{serve_log}",
         finished.stderr
     );
-    (dir, finished)
-}
-
-fn archive_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    dir.path().join("archive")
+    (scenario, finished)
 }
 
 /// Runs a whole-fixture archive with `serve_flags` and checks it is exact.
 fn assert_exact_archive(serve_flags: &[&str], run_flags: &[&str]) -> Finished {
     let expected = util::expected_archive(&fixture_events());
-    let (dir, finished) = archive_from_serve(
-        &util::fixture("recentchange-200.ndjson"),
-        serve_flags,
-        run_flags,
-        expected.len(),
-    );
-    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
-    let names = util::data_files(&archive_dir(&dir));
+    let (scenario, finished) =
+        archive_from_serve(Scenario::fixture(), serve_flags, run_flags, expected.len());
+    scenario.assert_archived(&expected);
+    let names = util::data_files(&scenario.output_dir);
     assert!(
         names.iter().all(|n| !n.ends_with(".part")),
         "unfinished files left: {names:?}"
     );
-    assert!(util::rejects(&archive_dir(&dir)).is_empty());
+    assert!(util::rejects(&scenario.output_dir).is_empty());
     finished
 }
 
@@ -83,13 +60,8 @@ fn archives_exactly_the_served_events() {
 #[test]
 fn file_name_and_gzip_are_valid() {
     let expected = util::expected_archive(&fixture_events());
-    let (dir, _) = archive_from_serve(
-        &util::fixture("recentchange-200.ndjson"),
-        &[],
-        &["--level", "1"],
-        10,
-    );
-    let names = util::data_files(&archive_dir(&dir));
+    let (scenario, _) = archive_from_serve(Scenario::fixture(), &[], &["--level", "1"], 10);
+    let names = util::data_files(&scenario.output_dir);
     assert_eq!(names.len(), 1, "{names:?}");
     let name = &names[0];
     // recentchange/date=YYYY-MM-DD/recentchange-YYYYMMDDTHHMMSSZ-000001.ndjson.gz, named after
@@ -109,11 +81,11 @@ fn file_name_and_gzip_are_valid() {
     );
     let status = Command::new("gzip")
         .arg("-t")
-        .arg(archive_dir(&dir).join(name))
+        .arg(scenario.output_dir.join(name))
         .status()
         .expect("gzip -t");
     assert!(status.success(), "gzip -t failed on {name}");
-    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected[..10]);
+    scenario.assert_archived(&expected[..10]);
 }
 
 #[test]
@@ -175,7 +147,6 @@ fn retries_after_500() {
 
 #[test]
 fn garbage_goes_to_rejects_and_the_rest_is_archived() {
-    let dir = util::temp_dir();
     let good = fixture_events();
     let oversize = format!(
         "{{\"meta\":{{\"id\":\"big\"}},\"pad\":\"{}\"}}",
@@ -194,19 +165,16 @@ fn garbage_goes_to_rejects_and_the_rest_is_archived() {
             input.push(bad[idx / 10].clone());
         }
     }
-    let input_path = dir.path().join("input.ndjson");
-    std::fs::write(&input_path, input.join("\n") + "\n").expect("writing input");
     // The oversize line is a JSON object, but too large: only the good lines are expected.
     let expected = util::expected_archive(&good[..40]);
-    let (out, finished) = archive_from_serve(
-        &input_path,
+    let (scenario, finished) = archive_from_serve(
+        Scenario::events(input),
         &["--disconnect-every", "9", "--retry", "10"],
         &["--max-event-bytes", "4096"],
         expected.len(),
     );
-    let archive = archive_dir(&out);
-    util::assert_same_events(&util::archive_lines(&archive), &expected);
-    let rejects = util::rejects(&archive);
+    scenario.assert_archived(&expected);
+    let rejects = util::rejects(&scenario.output_dir);
     let reasons: Vec<&str> = rejects
         .iter()
         .map(|r| r["reason"].as_str().expect("reason"))
@@ -237,13 +205,8 @@ fn garbage_goes_to_rejects_and_the_rest_is_archived() {
 #[test]
 fn keep_canary_archives_canaries() {
     let all = fixture_events();
-    let (dir, _) = archive_from_serve(
-        &util::fixture("recentchange-200.ndjson"),
-        &[],
-        &["--keep-canary"],
-        all.len(),
-    );
-    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &all);
+    let (scenario, _) = archive_from_serve(Scenario::fixture(), &[], &["--keep-canary"], all.len());
+    scenario.assert_archived(&all);
 }
 
 #[test]
@@ -255,13 +218,13 @@ fn since_starts_at_that_time() {
     };
     let since = dt(&events[50]);
     let expected = util::expected_archive(&events[50..]);
-    let (dir, _) = archive_from_serve(
-        &util::fixture("recentchange-200.ndjson"),
+    let (scenario, _) = archive_from_serve(
+        Scenario::fixture(),
         &[],
         &["--since", &since],
         expected.len(),
     );
-    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
+    scenario.assert_archived(&expected);
 }
 
 #[test]
@@ -373,18 +336,7 @@ fn refused_connections_are_retried_until_sigterm() {
 
 #[test]
 fn serve_reads_gzip_input_too() {
-    use std::io::Write;
-    let dir = util::temp_dir();
-    let input = dir.path().join("input.ndjson.gz");
-    let mut encoder = flate2::write::GzEncoder::new(
-        std::fs::File::create(&input).expect("create"),
-        flate2::Compression::default(),
-    );
-    encoder
-        .write_all(&std::fs::read(util::fixture("recentchange-200.ndjson")).expect("fixture"))
-        .expect("write");
-    encoder.finish().expect("finish");
     let expected = util::expected_archive(&fixture_events());
-    let (dir, _) = archive_from_serve(&input, &[], &[], expected.len());
-    util::assert_same_events(&util::archive_lines(&archive_dir(&dir)), &expected);
+    let (scenario, _) = archive_from_serve(Scenario::fixture().gzipped(), &[], &[], expected.len());
+    scenario.assert_archived(&expected);
 }

@@ -7,99 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::util::events::{
+    archiver, assert_all_gzip_valid, checkpoint_id, finish_run, make_events, serve_events,
+};
+use crate::util::scenario::Scenario;
 use crate::util::{self, Running, Serve};
-
-/// `n` distinct realistic events: the fixture's, with unique `meta.id`s and rising `meta.dt`s.
-/// `same_ms` events in a row share one millisecond (to provoke timestamp resends).
-pub(crate) fn make_events(n: usize, same_ms: usize) -> Vec<String> {
-    let fixture = util::lines_of(&util::fixture("recentchange-200.ndjson"));
-    let base_ms: i64 = 1_732_352_400_000;
-    (0..n)
-        .map(|idx| {
-            let mut value: serde_json::Value =
-                serde_json::from_str(&fixture[idx % fixture.len()]).expect("json");
-            let ms = base_ms + (idx / same_ms) as i64 * 7;
-            let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .expect("time");
-            let dt = dt
-                .format(&time::format_description::well_known::Rfc3339)
-                .expect("format");
-            value["meta"]["id"] = format!("{idx:08x}-0000-4000-8000-{:012x}", idx * 7919).into();
-            value["meta"]["dt"] = dt.into();
-            value["meta"]["domain"] = "en.wikipedia.org".into();
-            // Kafka offsets grow by one per event, as on the real stream.
-            value["meta"]["offset"] = (5_000_000_000 + idx as u64).into();
-            serde_json::to_string(&value).expect("json")
-        })
-        .collect()
-}
-
-pub(crate) fn write_input(dir: &Path, events: &[String]) -> PathBuf {
-    let path = dir.join("input.ndjson");
-    fs::write(&path, events.join("\n") + "\n").expect("writing input");
-    path
-}
-
-/// Writes `events` as the input of a `serve` started with `flags`.
-pub(crate) fn serve_events(dir: &Path, events: &[String], flags: &[&str]) -> Serve {
-    Serve::start(&write_input(dir, events), flags, dir)
-}
-
-pub(crate) fn assert_all_gzip_valid(dir: &Path) {
-    for name in util::data_files(dir) {
-        let status = Command::new("gzip")
-            .arg("-t")
-            .arg(dir.join(&name))
-            .status()
-            .expect("gzip -t");
-        assert!(status.success(), "gzip -t failed on {name}");
-    }
-}
-
-/// The checkpoint's resume id, or "" when there is none.
-pub(crate) fn checkpoint_id(dir: &Path) -> String {
-    fs::read_to_string(util::checkpoint_path(dir))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v["last_event_id"].as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-pub(crate) fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
-    let mut cmd = util::command();
-    cmd.args([
-        "--url",
-        url,
-        "--output-dir",
-        output_dir.to_str().expect("utf-8"),
-    ])
-    .args(extra);
-    cmd
-}
-
-/// Runs an archiver until the checkpoint holds `last_id_part` (all events are durable), then
-/// stops it with SIGTERM and checks the exit.
-pub(crate) fn finish_run(
-    cmd: Command,
-    log_dir: &Path,
-    output_dir: &Path,
-    last_id_part: &str,
-) -> String {
-    let running = Running::start(cmd, log_dir, "final");
-    let until = Instant::now() + Duration::from_secs(60);
-    while !checkpoint_id(output_dir).contains(last_id_part) {
-        assert!(
-            Instant::now() < until,
-            "the archive never caught up; log:\n{}",
-            running.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    running.signal("TERM");
-    let finished = running.wait(Duration::from_secs(10));
-    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
-    finished.stderr
-}
 
 /// xorshift, so the kill moments are random but reproducible from the printed seed.
 fn next_random(state: &mut u64) -> u64 {
@@ -111,14 +23,15 @@ fn next_random(state: &mut u64) -> u64 {
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
-    let dir = util::temp_dir();
-    let events = make_events(9000, 1);
-    let serve = serve_events(
-        dir.path(),
-        &events,
-        &["--disconnect-every", "97", "--retry", "10", "--rate", "500"],
-    );
-    let output_dir = dir.path().join("archive");
+    let scenario = Scenario::events(make_events(9000, 1)).serve(&[
+        "--disconnect-every",
+        "97",
+        "--retry",
+        "10",
+        "--rate",
+        "500",
+    ]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
     let flags = [
         "--checkpoint-interval",
         "0.2",
@@ -138,10 +51,10 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     println!("kill seed {seed} (replay with WIKISTREAM_TEST_SEED={seed})");
     // At least 30 kills, each while streaming; more (up to 60) until something is durable.
     let mut kill_idx = 0;
-    while kill_idx < 30 || (util::archive_lines(&output_dir).is_empty() && kill_idx < 60) {
+    while kill_idx < 30 || (scenario.archived().is_empty() && kill_idx < 60) {
         let running = Running::start(
-            archiver(&serve.url(), &output_dir, &flags),
-            dir.path(),
+            scenario.command(&flags),
+            scenario.path(),
             &format!("run{kill_idx}"),
         );
         running.wait_for_log("connected", Duration::from_secs(20));
@@ -151,64 +64,48 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         let _ = running.wait(Duration::from_secs(10));
         kill_idx += 1;
     }
-    let partial = util::archive_lines(&output_dir).len();
+    let partial = scenario.archived().len();
     assert!(
         partial > 0 && partial < events.len(),
         "kills should land mid-stream; {partial} archived"
     );
     let log = finish_run(
-        archiver(&serve.url(), &output_dir, &flags),
-        dir.path(),
-        &output_dir,
+        scenario.command(&flags),
+        scenario.path(),
+        output_dir,
         "\"offset\":5000008999}",
     );
-    serve.stop();
-    assert_all_gzip_valid(&output_dir);
+    scenario.stop();
+    assert_all_gzip_valid(output_dir);
     assert!(
-        util::data_files(&output_dir)
+        util::data_files(output_dir)
             .iter()
             .all(|n| !n.ends_with(".part"))
     );
-    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    scenario.assert_archived(events);
     assert!(log.contains("completed"), "{log}");
 }
 
 #[test]
 fn timestamp_resumes_drop_resent_boundary_events_even_across_restarts() {
-    let dir = util::temp_dir();
     // Three events per millisecond: every resume by timestamp resends up to two of them.
-    let events = make_events(300, 3);
-    let serve = serve_events(
-        dir.path(),
-        &events,
-        &[
-            "--id-timestamps",
-            "--disconnect-every",
-            "8",
-            "--retry",
-            "10",
-        ],
-    );
-    let output_dir = dir.path().join("archive");
-    let first = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &["--max-events", "100"],
-        dir.path(),
-    );
+    let scenario = Scenario::events(make_events(300, 3)).serve(&[
+        "--id-timestamps",
+        "--disconnect-every",
+        "8",
+        "--retry",
+        "10",
+    ]);
+    let events = &scenario.events;
+    let first = scenario.archive(&["--max-events", "100"]);
     assert!(first.status.success(), "{}", first.stderr);
     // The rest, with a new process that knows the boundary events only from the checkpoint;
     // it stops by itself after exactly the remaining events (duplicates are not counted).
-    let second = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &["--max-events", "200"],
-        dir.path(),
-    );
+    let second = scenario.archive(&["--max-events", "200"]);
     assert!(second.status.success(), "{}", second.stderr);
     let log = second.stderr;
-    serve.stop();
-    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    scenario.stop();
+    scenario.assert_archived(events);
     let dropped = |log: &str| -> u64 {
         let summary = log
             .lines()
@@ -306,28 +203,21 @@ fn rotation_by_count_with_on_ready_and_sequence_numbers() {
 
 #[test]
 fn rotation_by_bytes_and_wikistreamreader_names() {
-    let dir = util::temp_dir();
-    let events = make_events(1200, 1);
-    let serve = serve_events(dir.path(), &events, &[]);
-    let output_dir = dir.path().join("archive");
-    let finished = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &[
-            "--max-events",
-            "1200",
-            "--rotate-bytes",
-            "20000",
-            "--naming",
-            "wikistreamreader",
-            "--checkpoint-interval",
-            "0.05",
-        ],
-        dir.path(),
-    );
-    serve.stop();
+    let scenario = Scenario::events(make_events(1200, 1)).serve(&[]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
+    let finished = scenario.archive(&[
+        "--max-events",
+        "1200",
+        "--rotate-bytes",
+        "20000",
+        "--naming",
+        "wikistreamreader",
+        "--checkpoint-interval",
+        "0.05",
+    ]);
+    scenario.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
-    let names = util::data_files(&output_dir);
+    let names = util::data_files(output_dir);
     assert!(names.len() >= 3, "{names:?}");
     let mut all = Vec::new();
     for (idx, name) in names.iter().enumerate() {
@@ -345,19 +235,17 @@ fn rotation_by_bytes_and_wikistreamreader_names() {
         );
         all.extend(util::gz_lines(&output_dir.join(name)));
     }
-    util::assert_same_events(&all, &events);
+    util::assert_same_events(&all, events);
 }
 
 #[test]
 fn rotation_at_the_configured_minute_with_a_driven_clock() {
-    let dir = util::temp_dir();
     // 100 events/s for 15 s: the boundary comes after 10 s of fake time, with events to spare.
-    let events = make_events(1500, 1);
-    let serve = serve_events(dir.path(), &events, &["--rate", "100"]);
-    let output_dir = dir.path().join("archive");
+    let scenario = Scenario::events(make_events(1500, 1)).serve(&["--rate", "100"]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
     let mut cmd = archiver(
-        &serve.url(),
-        &output_dir,
+        &scenario.url(),
+        output_dir,
         // Flat: file names are the wall-clock times the files were opened.
         &[
             "--rotate-minute",
@@ -371,21 +259,21 @@ fn rotation_at_the_configured_minute_with_a_driven_clock() {
     // Ten seconds of fake time before the boundary: the first file must open before it, however
     // slowly this machine starts the archiver and connects.
     cmd.env("WIKISTREAM_ARCHIVER_FAKE_NOW", "2025-01-31T12:04:50Z");
-    let running = Running::start(cmd, dir.path(), "run");
+    let running = Running::start(cmd, scenario.path(), "run");
     running.wait_for_log("rotation by minute", Duration::from_secs(40));
     util::wait_for(
         "the second file's first checkpointed lines",
         Duration::from_secs(20),
         || {
             running.stderr().matches("opened").count() >= 2
-                && util::checkpoint_lines(&output_dir) > 0
+                && util::checkpoint_lines(output_dir) > 0
         },
     );
     running.signal("TERM");
     let finished = running.wait(Duration::from_secs(10));
-    serve.stop();
+    scenario.stop();
     assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
-    let names = util::data_files(&output_dir);
+    let names = util::data_files(output_dir);
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
         names[0].starts_with("recentchange-20250131T1204")
@@ -397,17 +285,15 @@ fn rotation_at_the_configured_minute_with_a_driven_clock() {
             && names[1].ends_with("-000002.ndjson.gz"),
         "{names:?}"
     );
-    let archived = util::archive_lines(&output_dir);
+    let archived = scenario.archived();
     util::assert_same_events(&archived, &events[..archived.len()]);
 }
 
 #[test]
 fn sigusr1_completes_the_open_file() {
-    let dir = util::temp_dir();
-    let events = make_events(2000, 1);
-    let serve = serve_events(dir.path(), &events, &["--rate", "200"]);
-    let output_dir = dir.path().join("archive");
-    let running = Running::start(archiver(&serve.url(), &output_dir, &[]), dir.path(), "run");
+    let scenario = Scenario::events(make_events(2000, 1)).serve(&["--rate", "200"]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
+    let running = Running::start(scenario.command(&[]), scenario.path(), "run");
     running.wait_for_log("opened", Duration::from_secs(20));
     for n_rotations in 1..=2 {
         std::thread::sleep(Duration::from_millis(400));
@@ -425,11 +311,11 @@ fn sigusr1_completes_the_open_file() {
     std::thread::sleep(Duration::from_millis(300));
     running.signal("TERM");
     let finished = running.wait(Duration::from_secs(10));
-    serve.stop();
+    scenario.stop();
     assert_eq!(finished.status.code(), Some(0));
-    let names = util::data_files(&output_dir);
+    let names = util::data_files(output_dir);
     assert_eq!(names.len(), 3, "{names:?}");
-    let archived = util::archive_lines(&output_dir);
+    let archived = scenario.archived();
     util::assert_same_events(&archived, &events[..archived.len()]);
 }
 
@@ -496,13 +382,11 @@ fn a_second_instance_is_refused_with_exit_75() {
 
 #[test]
 fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member() {
-    let dir = util::temp_dir();
-    let events = make_events(3000, 1);
-    let serve = serve_events(dir.path(), &events, &["--rate", "500"]);
-    let output_dir = dir.path().join("archive");
+    let scenario = Scenario::events(make_events(3000, 1)).serve(&["--rate", "500"]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
     let running = Running::start(
-        archiver(&serve.url(), &output_dir, &["--checkpoint-interval", "0.1"]),
-        dir.path(),
+        scenario.command(&["--checkpoint-interval", "0.1"]),
+        scenario.path(),
         "run",
     );
     running.wait_for_log("opened", Duration::from_secs(20));
@@ -510,8 +394,8 @@ fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member
     running.signal("KILL");
     let _ = running.wait(Duration::from_secs(10));
     // Lose the checkpoint and tear the tail.
-    fs::remove_file(util::checkpoint_path(&output_dir)).expect("removing the checkpoint");
-    let part = util::data_files(&output_dir)
+    fs::remove_file(util::checkpoint_path(output_dir)).expect("removing the checkpoint");
+    let part = util::data_files(output_dir)
         .into_iter()
         .find(|n| n.ends_with(".part"))
         .expect("a .part file");
@@ -520,20 +404,15 @@ fn a_torn_part_file_without_checkpoint_is_completed_up_to_its_last_intact_member
         0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xAB, 0xCD,
     ]);
     fs::write(output_dir.join(&part), &bytes).expect("write");
-    let finished = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &["--max-events", "5"],
-        dir.path(),
-    );
-    serve.stop();
+    let finished = scenario.archive(&["--max-events", "5"]);
+    scenario.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
     assert!(finished.stderr.contains("torn tail"), "{}", finished.stderr);
     let recovered = part.strip_suffix(".part").expect("part name");
     let lines = util::gz_lines(&output_dir.join(recovered));
     assert!(!lines.is_empty());
     util::assert_same_events(&lines, &events[..lines.len()]);
-    assert_all_gzip_valid(&output_dir);
+    assert_all_gzip_valid(output_dir);
     // The unreadable bytes are kept aside, not deleted.
     let damaged = util::file_names(&output_dir.join("_damaged"));
     assert_eq!(damaged.len(), 1, "{damaged:?}");
@@ -614,19 +493,10 @@ impl Drop for Tmpfs {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 #[test]
+#[ignore = "needs root: mounts a small tmpfs (make test runs it as root)"]
 fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
-    if !is_root() {
-        println!("skipped: mounting a small tmpfs needs root");
-        return;
-    }
+    util::require_root("mounting a small tmpfs");
     let dir = util::temp_dir();
     let tmpfs = Tmpfs::mount(&dir.path().join("small"), "size=640k")
         .expect("as root, mount -t tmpfs must work for this test");
@@ -707,11 +577,9 @@ fn a_full_disk_loses_nothing_and_recovers_when_space_returns() {
 }
 
 #[test]
+#[ignore = "needs root: mounts a read-only tmpfs (make test runs it as root)"]
 fn a_read_only_directory_is_a_clear_error_at_start() {
-    if !is_root() {
-        println!("skipped: mounting a read-only tmpfs needs root");
-        return;
-    }
+    util::require_root("mounting a read-only tmpfs");
     let dir = util::temp_dir();
     let tmpfs = Tmpfs::mount(&dir.path().join("ro"), "ro,size=64k")
         .expect("as root, mount -t tmpfs must work for this test");
@@ -736,28 +604,21 @@ fn a_read_only_directory_is_a_clear_error_at_start() {
 
 #[test]
 fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
-    let dir = util::temp_dir();
-    let events = make_events(200, 1);
-    let serve = serve_events(dir.path(), &events, &[]);
-    let output_dir = dir.path().join("archive");
-    let finished = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &[
-            "--max-events",
-            "200",
-            "--rotate-events",
-            "20",
-            "--max-archive-bytes",
-            "20000",
-            "--log-timestamps",
-            "off",
-        ],
-        dir.path(),
-    );
-    serve.stop();
+    let scenario = Scenario::events(make_events(200, 1)).serve(&[]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
+    let finished = scenario.archive(&[
+        "--max-events",
+        "200",
+        "--rotate-events",
+        "20",
+        "--max-archive-bytes",
+        "20000",
+        "--log-timestamps",
+        "off",
+    ]);
+    scenario.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
-    let names = util::data_files(&output_dir);
+    let names = util::data_files(output_dir);
     let total: u64 = names
         .iter()
         .map(|n| fs::metadata(output_dir.join(n)).expect("metadata").len())
@@ -770,7 +631,7 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
             .is_some_and(|n| n.ends_with("-000010.ndjson.gz")),
         "{names:?}"
     );
-    let kept = util::archive_lines(&output_dir);
+    let kept = scenario.archived();
     util::assert_same_events(&kept, &events[events.len() - kept.len()..]);
     assert_eq!(
         finished.stderr.matches("deleted ").count(),
@@ -791,11 +652,9 @@ fn retention_deletes_the_oldest_completed_files_and_logs_plain_lines() {
 
 #[test]
 fn a_refused_stored_id_falls_back_to_since_the_last_archived_time() {
-    let dir = util::temp_dir();
-    let events = make_events(100, 1);
-    let serve = serve_events(dir.path(), &events, &[]);
-    let output_dir = dir.path().join("archive");
-    fs::create_dir_all(&output_dir).expect("mkdir");
+    let scenario = Scenario::events(make_events(100, 1)).serve(&[]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
+    fs::create_dir_all(output_dir).expect("mkdir");
     // A checkpoint whose id the server no longer accepts (serve answers 400 to it).
     let last_dt =
         serde_json::from_str::<serde_json::Value>(&events[49]).expect("json")["meta"]["dt"]
@@ -807,13 +666,8 @@ fn a_refused_stored_id_falls_back_to_since_the_last_archived_time() {
         "recent_ids": [], "next_seq": 1,
     });
     fs::write(output_dir.join("checkpoint.json"), saved.to_string()).expect("checkpoint");
-    let finished = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &["--max-events", "50"],
-        dir.path(),
-    );
-    serve.stop();
+    let finished = scenario.archive(&["--max-events", "50"]);
+    scenario.stop();
     assert!(finished.status.success(), "{}", finished.stderr);
     assert!(
         finished.stderr.contains("refused Last-Event-ID expired"),
@@ -822,5 +676,5 @@ fn a_refused_stored_id_falls_back_to_since_the_last_archived_time() {
     );
     // since= the last archived time resends that event; its meta.id is not in the (empty)
     // checkpoint window, so it is archived again: the documented cost of a refused id.
-    util::assert_same_events(&util::archive_lines(&output_dir), &events[49..99]);
+    util::assert_same_events(&scenario.archived(), &events[49..99]);
 }

@@ -1,43 +1,8 @@
-//! An in-test server that sends raw bytes the replay server never would: other event types,
+//! Raw bytes the replay server never sends, from the scripted server: other event types,
 //! multi-line data, mixed line endings and a BOM, split into awkward TCP writes.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::time::Duration;
-
 use crate::util;
-
-/// Accepts one connection, reads the request head, writes `response` in pieces of `piece_len`
-/// bytes, then keeps the socket open until the client goes away. Returns the port.
-fn serve_once(response: Vec<u8>, piece_len: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let (mut socket, _) = listener.accept().expect("accept");
-        let mut head = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = socket.read(&mut buf).expect("read request");
-            if n == 0 {
-                return;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        for piece in response.chunks(piece_len) {
-            if socket
-                .write_all(piece)
-                .and_then(|()| socket.flush())
-                .is_err()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
-        let _ = socket.read(&mut buf);
-    });
-    port
-}
+use crate::util::scripted::{Reply, ScriptedServer};
 
 #[test]
 fn odd_framing_is_archived_or_rejected_correctly() {
@@ -56,8 +21,10 @@ fn odd_framing_is_archived_or_rejected_correctly() {
     let output_dir = dir.path().join("archive");
     for piece_len in [1, 5, 4096] {
         let _ = std::fs::remove_dir_all(&output_dir);
-        let port = serve_once(response.clone(), piece_len);
-        let url = format!("http://127.0.0.1:{port}/v2/stream/odd");
+        let response = response.clone();
+        let server =
+            ScriptedServer::start(move |_, _| Reply::in_pieces(response.clone(), piece_len));
+        let url = format!("http://127.0.0.1:{}/v2/stream/odd", server.port);
         let finished = util::run_archiver(&url, &output_dir, &["--max-events", "3"], dir.path());
         assert!(finished.status.success(), "{}", finished.stderr);
         assert_eq!(
@@ -84,20 +51,22 @@ fn odd_framing_is_archived_or_rejected_correctly() {
         let names = util::data_files(&output_dir);
         assert!(names[0].starts_with("odd/date="), "{names:?}");
         assert!(util::base_name(&names[0]).starts_with("odd-"), "{names:?}");
+        server.stop();
     }
 }
 
 #[test]
 fn a_200_that_is_not_an_event_stream_is_refused_on_the_first_connection() {
-    let port = serve_once(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<html>hi</html>"
-            .to_vec(),
-        4096,
-    );
+    let server = ScriptedServer::start(|_, _| {
+        Reply::whole(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 14\r\n\r\n<html>hi</html>"
+                .to_vec(),
+        )
+    });
     let dir = util::temp_dir();
     let output_dir = dir.path().join("archive");
-    let url = format!("http://127.0.0.1:{port}/v2/stream/x");
-    let finished = util::run_archiver(&url, &output_dir, &[], dir.path());
+    let finished = util::run_archiver(&server.url(), &output_dir, &[], dir.path());
+    server.stop();
     assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
     assert!(finished.stderr.contains("text/html"), "{}", finished.stderr);
 }

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::util::events::write_input;
 use crate::util::{self, Serve};
 
 /// `n` events one second apart from `start_s`, every seventh `lag_s` older than its neighbours
@@ -51,12 +52,6 @@ fn dt_ms(line: &str) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn write_input(dir: &Path, name: &str, events: &[String]) -> std::path::PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, events.join("\n") + "\n").expect("input");
-    path
-}
-
 /// Archives all of `input` as `serve` with `serve_flags` offers it into `output_dir`.
 fn archive_all(input: &Path, serve_flags: &[&str], output_dir: &Path, n: usize, run: &[&str]) {
     let log_dir = output_dir.parent().expect("parent");
@@ -91,7 +86,7 @@ fn days_are_partitions_and_stragglers_stay_in_their_day() {
         _ => ms,
     });
     let output_dir = dir.path().join("archive");
-    let input = write_input(dir.path(), "input.ndjson", &events);
+    let input = write_input(dir.path(), &events);
     archive_all(&input, &[], &output_dir, events.len(), &["-v"]);
     let files = util::data_files(&output_dir);
     let day = |date: &str| -> Vec<&String> {
@@ -135,7 +130,7 @@ fn days_are_partitions_and_stragglers_stay_in_their_day() {
 fn a_directory_keeps_its_layout_and_flat_works_as_before() {
     let dir = util::temp_dir();
     let events = events_from(1_732_352_400, 300, 4, |_, ms| ms);
-    let input = write_input(dir.path(), "input.ndjson", &events);
+    let input = write_input(dir.path(), &events);
     let serve = Serve::start(&input, &[], dir.path());
     let output_dir = dir.path().join("archive");
     let run = |flags: &[&str]| util::run_archiver(&serve.url(), &output_dir, flags, dir.path());
@@ -174,7 +169,7 @@ fn a_directory_keeps_its_layout_and_flat_works_as_before() {
 fn on_ready_gets_the_path_and_the_key_relative_to_the_directory() {
     let dir = util::temp_dir();
     let events = events_from(1_732_352_400, 120, 4, |_, ms| ms);
-    let input = write_input(dir.path(), "input.ndjson", &events);
+    let input = write_input(dir.path(), &events);
     let log = dir.path().join("ready.log");
     let script = dir.path().join("ready.sh");
     fs::write(
@@ -222,7 +217,7 @@ fn replay_by_timestamp_and_offset_seeks_and_loses_nothing_when_meta_dt_goes_back
     // and must start early enough (the slack is 5 min) not to pass over late events.
     let events = events_from(1_732_352_400, 3000, 200, |_, ms| ms);
     let expected = util::expected_archive(&events);
-    let input = write_input(dir.path(), "input.ndjson", &events);
+    let input = write_input(dir.path(), &events);
     // Plain NDJSON input, offset ids, a reconnect every 97 events: bisection by byte offset.
     let first = dir.path().join("first");
     archive_all(
@@ -275,7 +270,7 @@ fn replay_by_timestamp_and_offset_seeks_and_loses_nothing_when_meta_dt_goes_back
 fn serve_says_ok_at_once_and_keeps_the_connection_alive() {
     let dir = util::temp_dir();
     let events = events_from(1_732_352_400, 50, 4, |_, ms| ms);
-    let input = write_input(dir.path(), "input.ndjson", &events);
+    let input = write_input(dir.path(), &events);
     let serve = Serve::start(&input, &[], dir.path());
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", serve.port)).expect("connect");
     socket

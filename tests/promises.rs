@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use crate::durability::{archiver, make_events, serve_events, write_input};
+use crate::util::events::{archiver, make_events, serve_events, write_input};
+use crate::util::scenario::Scenario;
 use crate::util::{self, Running, Serve};
 
 /// Every `reconnecting in X s` delay in a log, in order.
@@ -57,32 +58,21 @@ fn the_user_agent_goes_with_every_request() {
 
 #[test]
 fn later_errors_are_retried_with_a_backoff_that_grows_and_resets() {
-    let dir = util::temp_dir();
-    let events = make_events(150, 1);
     // The 2nd and 3rd requests get 404: a configuration error on the first connection, but
     // only a passing fault once the stream has worked.
-    let serve = serve_events(
-        dir.path(),
-        &events,
-        &[
-            "--status-later",
-            "404",
-            "--disconnect-every",
-            "50",
-            "--retry",
-            "200",
-        ],
-    );
-    let output_dir = dir.path().join("archive");
-    let finished = util::run_archiver(
-        &serve.url(),
-        &output_dir,
-        &["--max-events", "150"],
-        dir.path(),
-    );
-    serve.stop();
+    let scenario = Scenario::events(make_events(150, 1)).serve(&[
+        "--status-later",
+        "404",
+        "--disconnect-every",
+        "50",
+        "--retry",
+        "200",
+    ]);
+    let events = &scenario.events;
+    let finished = scenario.archive(&["--max-events", "150"]);
+    scenario.stop();
     finished.expect(0, &["answered HTTP 404"]);
-    util::assert_same_events(&util::archive_lines(&output_dir), &events);
+    scenario.assert_archived(events);
     let delays = reconnect_delays(&finished.stderr);
     assert!(delays.len() >= 4, "{delays:?}: {}", finished.stderr);
     // After events (reset, base 200 ms), after the first 404 (doubled), after the second
@@ -173,18 +163,16 @@ fn several_streams_on_one_connection_are_archived_resumed_and_exact() {
 
 #[test]
 fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
-    let dir = util::temp_dir();
-    let events = make_events(600, 1);
-    let serve = serve_events(dir.path(), &events, &["--rate", "400"]);
-    let output_dir = dir.path().join("archive");
+    let scenario = Scenario::events(make_events(600, 1)).serve(&["--rate", "400"]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
     // A first run leaves an open .part behind (kill -9) ...
     let running = Running::start(
-        archiver(&serve.url(), &output_dir, &["--checkpoint-interval", "0.1"]),
-        dir.path(),
+        scenario.command(&["--checkpoint-interval", "0.1"]),
+        scenario.path(),
         "first",
     );
     util::wait_for("checkpointed events", Duration::from_secs(20), || {
-        util::checkpoint_lines(&output_dir) > 50
+        util::checkpoint_lines(output_dir) > 50
     });
     running.signal("KILL");
     let _ = running.wait(Duration::from_secs(10));
@@ -194,20 +182,20 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     let old_done = old_partition.join("recentchange-20200101T000000Z-000000.ndjson.gz");
     std::fs::copy(
         util::fixture("recentchange-200.ndjson"),
-        dir.path().join("plain"),
+        scenario.path().join("plain"),
     )
     .expect("copy");
     let gz = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "gzip -c {} > {}",
-            dir.path().join("plain").display(),
+            scenario.path().join("plain").display(),
             old_done.display()
         ))
         .status()
         .expect("gzip");
     assert!(gz.success());
-    let part = util::data_files(&output_dir)
+    let part = util::data_files(output_dir)
         .into_iter()
         .find(|n| n.ends_with(".part") && !util::is_rejects(n))
         .expect("an open file");
@@ -222,8 +210,8 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     // The running archiver applies retention when it opens the archive, not only when it
     // completes a file (this run completes none until it stops).
     let running = Running::start(
-        archiver(&serve.url(), &output_dir, &["--keep-days", "7"]),
-        dir.path(),
+        scenario.command(&["--keep-days", "7"]),
+        scenario.path(),
         "second",
     );
     running.wait_for_log(
@@ -234,7 +222,7 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     assert!(!old_partition.exists(), "its emptied partition too");
     assert!(output_dir.join(&part).exists(), "the open file is kept");
     util::wait_for("more events", Duration::from_secs(20), || {
-        util::checkpoint_lines(&output_dir) > 100
+        util::checkpoint_lines(output_dir) > 100
     });
     running.signal("TERM");
     running.wait(Duration::from_secs(10)).expect(0, &[]);
@@ -243,29 +231,23 @@ fn keep_days_deletes_old_completed_files_but_never_the_open_one() {
     assert!(
         output_dir.join(completed).exists(),
         "{:?}",
-        util::data_files(&output_dir)
+        util::data_files(output_dir)
     );
-    let archived = util::archive_lines(&output_dir);
+    let archived = scenario.archived();
     util::assert_same_events(&archived, &events[..archived.len()]);
-    serve.stop();
+    scenario.stop();
 }
 
 #[test]
 fn sequence_numbers_keep_growing_across_runs() {
-    let dir = util::temp_dir();
-    let events = make_events(300, 1);
-    let serve = serve_events(dir.path(), &events, &[]);
-    let output_dir = dir.path().join("archive");
+    let scenario = Scenario::events(make_events(300, 1)).serve(&[]);
+    let (events, output_dir) = (&scenario.events, &scenario.output_dir);
     let mut seen = Vec::new();
     for run in 0..3 {
-        util::run_archiver(
-            &serve.url(),
-            &output_dir,
-            &["--max-events", "60", "--rotate-events", "25"],
-            dir.path(),
-        )
-        .expect(0, &[]);
-        let seqs: Vec<u64> = util::data_files(&output_dir)
+        scenario
+            .archive(&["--max-events", "60", "--rotate-events", "25"])
+            .expect(0, &[]);
+        let seqs: Vec<u64> = util::data_files(output_dir)
             .iter()
             .filter(|n| !util::is_rejects(n))
             .filter_map(|n| {
@@ -286,8 +268,8 @@ fn sequence_numbers_keep_growing_across_runs() {
         );
         seen.extend(new);
     }
-    serve.stop();
-    util::assert_same_events(&util::archive_lines(&output_dir), &events[..180]);
+    scenario.stop();
+    util::assert_same_events(&scenario.archived(), &events[..180]);
 }
 
 #[test]

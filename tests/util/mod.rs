@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // Each test module uses a different subset.
 
+pub mod events;
+pub mod scenario;
+pub mod scripted;
+
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +39,20 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
+}
+
+/// Fails the test, saying why, unless it runs as root: such tests are `#[ignore]`d with the
+/// reason, and `make test` includes them when it runs as root (as CI does).
+pub fn require_root(what: &str) {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("running id -u");
+    let is_root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    assert!(
+        is_root,
+        "{what} needs root: run this test as root, or leave it ignored"
+    );
 }
 
 /// A fresh temporary directory, removed when dropped.
