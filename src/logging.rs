@@ -9,6 +9,7 @@ use std::io::Write;
 use crate::times;
 
 /// Sets up logging for the process.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn init(verbosity: i32, timestamps: bool) {
     let level = match verbosity {
         i32::MIN..=-3 => log::LevelFilter::Off,

@@ -24,7 +24,7 @@ impl From<ExitCode> for std::process::ExitCode {
 }
 
 fn main() -> std::process::ExitCode {
-    let command = match config::from_args(std::env::args_os().skip(1)) {
+    let command = match config::from_args(std::env::args_os().skip(1).collect()) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("wikistream-archiver: {e}");

@@ -25,6 +25,7 @@ impl Shell {
 }
 
 /// The completion script for `shell`.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn script(shell: Shell) -> String {
     match shell {
         Shell::Bash => bash(),

@@ -61,6 +61,7 @@ fn sections(topic: Topic) -> &'static [Section] {
 
 /// The help for `topic`: `None` (`--help`) lists the subcommands and the flags of `run`, the
 /// default; a subcommand's shows only its own usage, flags and defaults.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn help_for(topic: Option<Topic>) -> String {
     let mut out = format!("{TITLE}\n");
     for &section in sections(topic.unwrap_or(Topic::Run)) {

@@ -41,7 +41,10 @@ pub struct Logging {
 }
 
 /// Parses argv and builds the settings; every error is a usage error.
-pub fn from_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Command, Error> {
+// Not generic and never inlined: the binary's own crate is built for speed (see Cargo.toml), and
+// the command line belongs with the rest of the library, built for size.
+#[inline(never)]
+pub fn from_args(args: Vec<std::ffi::OsString>) -> Result<Command, Error> {
     Ok(match cli::parse_args(args)? {
         cli::Command::Run(raw) => {
             let (cfg, logging) = run::config(&raw)?;
@@ -110,7 +113,7 @@ mod tests {
     use crate::run::{self, Output};
 
     fn parse(args: &[&str]) -> Result<Command, Error> {
-        from_args(args.iter().map(OsString::from))
+        from_args(args.iter().map(OsString::from).collect())
     }
 
     fn run_cfg(args: &[&str]) -> run::Config {

@@ -176,6 +176,7 @@ impl Clock {
 }
 
 /// Archives (or for `tail`, prints) the stream until a signal, `--max-events`, or a fatal error.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn run(cfg: Config) -> Result<(), Error> {
     let signals = install_signal_flags()?;
     let clock = Clock::from_env();

@@ -169,6 +169,7 @@ pub fn report_damage(path: &Path, open: bool, report: &Report) -> bool {
 }
 
 /// Prints the events (or counts); returns false when a file was damaged.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn run(args: &Config) -> Result<bool, Error> {
     let inputs = inputs(&args.paths, args.filter.from_ms, args.filter.to_ms)?;
     let mut out = BufWriter::with_capacity(STDOUT_BUFFER_BYTES, io::stdout().lock());

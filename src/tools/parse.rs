@@ -20,6 +20,7 @@ pub struct Config {
 }
 
 /// Parses FILE (or stdin) and prints the items to stdout.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn run(args: &Config) -> Result<(), Error> {
     let (mut input, name): (Box<dyn Read>, String) = match &args.input {
         Some(path) => {

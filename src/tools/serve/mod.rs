@@ -118,6 +118,7 @@ impl Drop for ConnectionSlot<'_> {
 }
 
 /// Binds, prints `listening on ADDR:PORT`, and serves until killed.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn run(args: Config) -> Result<(), Error> {
     http::RETRY_AFTER_SECS.store(args.retry_after_secs, Ordering::Relaxed);
     let catalog = Catalog::load(&args.inputs)?;

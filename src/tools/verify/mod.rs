@@ -76,6 +76,7 @@ impl Progress {
 
 /// Checks the directory, prints the report; returns false when a file is damaged or events
 /// are duplicated.
+#[inline(never)] // an entry point of main.rs: see `config::from_args`
 pub fn run(args: &Config) -> Result<bool, Error> {
     let listing = archive::list_archive(&args.dir).map_err(Error::from_archive)?;
     if listing.events.is_empty() {
