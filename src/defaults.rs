@@ -54,3 +54,9 @@ pub const KEEPALIVE_SECS: u64 = 15;
 pub const DUPLICATE_WINDOW: usize = 1 << 19;
 /// `serve`'s `Retry-After` on 429 and 503: short, so that tests and demos move on.
 pub const SERVE_RETRY_AFTER_SECS: u64 = 1;
+/// Streams beyond the asked-for ones that one run writes (partitioned layout): a multi-stream
+/// connection names its streams, so any more are a misconfigured or hostile upstream.
+pub const MAX_STREAMS: u64 = 32;
+/// Event files open at once: one per stream, two around midnight, for several streams, at
+/// some hundreds of KB of compressor state each; far below the packaged `LimitNOFILE=1024`.
+pub const MAX_OPEN_FILES: u64 = 16;

@@ -24,6 +24,14 @@ label_set! {
         Oversize => "oversize",
         /// The event type is not `message` (e.g. `error`).
         UnexpectedType => "unexpected_type",
+        /// Partitioned layout: `meta.stream` is not a string, or not a name that may become a
+        /// directory (`archive::partition::is_safe_stream_name`).
+        BadStream => "bad_stream",
+        /// Partitioned layout: `meta.dt` is missing, not RFC 3339, or out of bounds
+        /// (`archive::partition::place`).
+        BadDate => "bad_date",
+        /// Partitioned layout: the stream would be one more than `--max-streams` allows.
+        TooManyStreams => "too_many_streams",
     }
 }
 
@@ -78,6 +86,12 @@ pub struct Meta<'a> {
     /// The top-level `namespace` when it is an integer.
     #[serde(skip)]
     pub namespace: Option<i64>,
+    /// `meta.stream` is there but not a string (the rest of `meta` is then not read either).
+    #[serde(skip)]
+    pub stream_unreadable: bool,
+    /// `meta.dt` is there but not a string (the rest of `meta` is then not read either).
+    #[serde(skip)]
+    pub dt_unreadable: bool,
 }
 
 impl Meta<'_> {
@@ -129,6 +143,8 @@ pub fn inspect(data: &str) -> Result<Meta<'_>, RejectReason> {
             wiki: fields.wiki.map(Cow::Borrowed),
             bot: fields.bot,
             namespace: fields.namespace,
+            stream_unreadable: false,
+            dt_unreadable: false,
         }),
         None => inspect_by_serde(data),
     }
@@ -152,9 +168,20 @@ pub fn inspect_by_serde(data: &str) -> Result<Meta<'_>, RejectReason> {
             meta.namespace = envelope.namespace;
             Ok(meta)
         }
-        // Valid JSON whose `meta` has an unexpected shape is still archived, without meta.
-        Err(_) => match serde_json::from_str::<IgnoredAny>(data) {
-            Ok(_) => Ok(Meta::default()),
+        // Valid JSON whose `meta` has an unexpected shape is still archived, without meta; the
+        // partitioned layout needs to know whether its stream and date were there.
+        Err(_) => match serde_json::from_str::<serde_json::Value>(data) {
+            Ok(value) => {
+                let there_but_not_text = |key: &str| {
+                    let field = &value["meta"][key];
+                    !field.is_null() && !field.is_string()
+                };
+                Ok(Meta {
+                    stream_unreadable: there_but_not_text("stream"),
+                    dt_unreadable: there_but_not_text("dt"),
+                    ..Meta::default()
+                })
+            }
             Err(_) => Err(RejectReason::InvalidJson),
         },
     }

@@ -6,10 +6,6 @@
 //! callers, who set their own timeouts and connection limits.
 
 use std::io::{self, Write};
-use std::time::{Duration, Instant};
-
-/// How often a repeating accept or spawn failure is logged.
-pub const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where the head in `buf` ends (just after its empty line), once it is complete.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
@@ -108,26 +104,6 @@ pub fn write_response(
     out.flush()
 }
 
-/// Lets a repeating error through to the log at most once per `ERROR_LOG_INTERVAL`, counting
-/// the ones it held back.
-#[derive(Debug, Default)]
-pub struct LogLimiter {
-    last: Option<Instant>,
-    n_held_back: u64,
-}
-
-impl LogLimiter {
-    /// `Some(n)` when this occurrence may be logged (`n` were held back since the last one).
-    pub fn allow(&mut self) -> Option<u64> {
-        if self.last.is_some_and(|t| t.elapsed() < ERROR_LOG_INTERVAL) {
-            self.n_held_back += 1;
-            return None;
-        }
-        self.last = Some(Instant::now());
-        Some(std::mem::take(&mut self.n_held_back))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,15 +143,5 @@ mod tests {
         let mut out = Vec::new();
         write_response(&mut out, 404, "text/plain", "", "nope", true).unwrap();
         assert!(String::from_utf8(out).unwrap().ends_with("\r\n\r\n"));
-    }
-
-    #[test]
-    fn the_limiter_holds_back_repeats() {
-        let mut limiter = LogLimiter::default();
-        assert_eq!(limiter.allow(), Some(0));
-        assert_eq!(limiter.allow(), None);
-        assert_eq!(limiter.allow(), None);
-        limiter.last = Some(Instant::now() - ERROR_LOG_INTERVAL);
-        assert_eq!(limiter.allow(), Some(2));
     }
 }

@@ -63,6 +63,9 @@ label_set! {
         Shutdown => "shutdown",
         /// Events of the next UTC day arrived (partitioned layout), past the straggler grace.
         Date => "date",
+        /// `--max-open-files` were open, or file descriptors ran out: the least recently
+        /// written file made room.
+        OpenFiles => "open_files",
     }
 }
 

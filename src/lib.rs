@@ -54,14 +54,19 @@ mod import_rules {
         // Observers: never `archive`, `run`, `cli` or `config`.
         ("stats", &[]),
         ("console", &["stats"]),
-        ("health", &["stats", "httpd", "client"]),
+        ("health", &["stats", "httpd", "client", "logging"]),
         // The archive: never `client`, `run` or `cli`.
         ("archive", &["stats"]),
-        ("run", &["archive", "client", "console", "health", "stats"]),
+        (
+            "run",
+            &["archive", "client", "console", "health", "stats", "logging"],
+        ),
         // Tools never import `run`.
         (
             "tools",
-            &["archive", "console", "httpd", "stats", "defaults"],
+            &[
+                "archive", "console", "httpd", "stats", "defaults", "logging",
+            ],
         ),
         // Only `main.rs` and `config` import `cli`, which reads only the defaults.
         ("cli", &["defaults"]),

@@ -2,9 +2,11 @@
 //! unless `RUST_LOG` says otherwise. Lines carry a UTC timestamp unless asked not to, and when
 //! stderr is the systemd journal (`JOURNAL_STREAM` names stderr's device and inode, as
 //! sd-daemon(3) documents) each line starts with its `<N>` priority instead, so that
-//! `journalctl -p warning` can filter; the journal adds its own time.
+//! `journalctl -p warning` can filter; the journal adds its own time. `LogLimiter` keeps a
+//! repeating message to a line a minute.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use crate::times;
 
@@ -67,6 +69,30 @@ pub fn journal_stream_names(value: &str, dev: u64, ino: u64) -> bool {
     d.parse() == Ok(dev) && i.parse() == Ok(ino)
 }
 
+/// How often a repeating failure (accept, spawn, hostile input) is logged: once a minute tells
+/// the operator it goes on without flooding the journal.
+pub const REPEAT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Lets a repeating error through to the log at most once per `REPEAT_LOG_INTERVAL`, counting
+/// the ones it held back.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last: Option<Instant>,
+    n_held_back: u64,
+}
+
+impl LogLimiter {
+    /// `Some(n)` when this occurrence may be logged (`n` were held back since the last one).
+    pub fn allow(&mut self) -> Option<u64> {
+        if self.last.is_some_and(|t| t.elapsed() < REPEAT_LOG_INTERVAL) {
+            self.n_held_back += 1;
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.n_held_back))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +106,15 @@ mod tests {
         assert!(!journal_stream_names("", 8, 1234));
         assert_eq!(priority(log::Level::Warn), 4);
         assert_eq!(priority(log::Level::Trace), 7);
+    }
+
+    #[test]
+    fn the_limiter_holds_back_repeats() {
+        let mut limiter = LogLimiter::default();
+        assert_eq!(limiter.allow(), Some(0));
+        assert_eq!(limiter.allow(), None);
+        assert_eq!(limiter.allow(), None);
+        limiter.last = Some(Instant::now() - REPEAT_LOG_INTERVAL);
+        assert_eq!(limiter.allow(), Some(2));
     }
 }

@@ -6,13 +6,14 @@ use crate::util::scripted::{Reply, ScriptedServer};
 
 #[test]
 fn odd_framing_is_archived_or_rejected_correctly() {
+    // Each event has a `meta.dt`, which the partitioned layout needs.
     let body: &[u8] = b"\xEF\xBB\xBF: hello\r\n\
-        event: message\r\nid: 1\r\ndata: {\"meta\":{\"id\":\"a\"},\"n\":1}\r\n\r\n\
+        event: message\r\nid: 1\r\ndata: {\"meta\":{\"id\":\"a\",\"dt\":\"2024-11-23T09:00:00Z\"},\"n\":1}\r\n\r\n\
         event: error\rid: 2\rdata: {\"type\":\"error\"}\r\r\
-        id: 3\ndata: {\"meta\":{\"id\":\"b\"},\ndata: \"n\":2}\n\n\
-        id: 4\ndata: {\"meta\":{\"id\":\"a\"},\"n\":1}\n\n\
+        id: 3\ndata: {\"meta\":{\"id\":\"b\",\"dt\":\"2024-11-23T09:00:00Z\"},\ndata: \"n\":2}\n\n\
+        id: 4\ndata: {\"meta\":{\"id\":\"a\",\"dt\":\"2024-11-23T09:00:00Z\"},\"n\":1}\n\n\
         : keep-alive\n\
-        id: 5\ndata: {\"meta\":{\"id\":\"c\"},\"t\":\"\xC3\xA9\xF0\x9F\x8C\x85\"}\n\n";
+        id: 5\ndata: {\"meta\":{\"id\":\"c\",\"dt\":\"2024-11-23T09:00:00Z\"},\"t\":\"\xC3\xA9\xF0\x9F\x8C\x85\"}\n\n";
     // Close-delimited body: the archiver reads until the test server goes quiet.
     let mut response =
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n".to_vec();
@@ -30,10 +31,10 @@ fn odd_framing_is_archived_or_rejected_correctly() {
         assert_eq!(
             util::archive_lines(&output_dir),
             [
-                "{\"meta\":{\"id\":\"a\"},\"n\":1}",
+                "{\"meta\":{\"id\":\"a\",\"dt\":\"2024-11-23T09:00:00Z\"},\"n\":1}",
                 // Multi-line data is joined with LF; the LF is JSON whitespace, archived as a space.
-                "{\"meta\":{\"id\":\"b\"}, \"n\":2}",
-                "{\"meta\":{\"id\":\"c\"},\"t\":\"é🌅\"}",
+                "{\"meta\":{\"id\":\"b\",\"dt\":\"2024-11-23T09:00:00Z\"}, \"n\":2}",
+                "{\"meta\":{\"id\":\"c\",\"dt\":\"2024-11-23T09:00:00Z\"},\"t\":\"é🌅\"}",
             ],
             "piece length {piece_len}"
         );

@@ -14,3 +14,4 @@ mod parse;
 mod promises;
 mod tls;
 mod tools;
+mod untrusted;

@@ -38,7 +38,7 @@ fn make_pki() -> (String, Arc<rustls::ServerConfig>) {
 
 fn frame(idx: usize) -> String {
     format!(
-        "event: message\nid: [{{\"offset\":{idx}}}]\ndata: {{\"meta\":{{\"id\":\"e{idx}\"}},\"n\":{idx}}}\n\n"
+        "event: message\nid: [{{\"offset\":{idx}}}]\ndata: {{\"meta\":{{\"id\":\"e{idx}\",\"dt\":\"2024-11-23T09:00:00Z\"}},\"n\":{idx}}}\n\n"
     )
 }
 
@@ -114,7 +114,9 @@ fn verifies_the_server_with_ca_file_and_reads_across_poll_timeouts() {
     );
     assert!(finished.status.success(), "{}", finished.stderr);
     let expected: Vec<String> = (0..6)
-        .map(|i| format!("{{\"meta\":{{\"id\":\"e{i}\"}},\"n\":{i}}}"))
+        .map(|i| {
+            format!("{{\"meta\":{{\"id\":\"e{i}\",\"dt\":\"2024-11-23T09:00:00Z\"}},\"n\":{i}}}")
+        })
         .collect();
     util::assert_same_events(&util::archive_lines(&output_dir), &expected);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Where each line goes: an event's JSON to the file of its stream and day (partitioned, as
-//! `partition::route` decides) or to the one open file (flat), a reject to the rejects file;
-//! each file opened when its first line comes.
+//! `partition::place` and `partition::route` decide, within `--max-streams` and
+//! `--max-open-files`) or to the one open file (flat), a reject to the rejects file; each file
+//! opened when its first line comes, with fewer files open when descriptors run out.
 
 use std::borrow::Cow;
 
@@ -8,22 +9,29 @@ use time::OffsetDateTime;
 
 use super::checkpoint::FileKind;
 use super::naming::{self, Layout, Naming};
-use super::partition::{self, Target};
-use super::writer::create_dirs;
-use super::{Archive, Error, Place, ResumePoint, WritingFile, rotate};
+use super::partition::{self, Place, Target};
+use super::rotate::RotationReason;
+use super::writer::{PartFile, create_dirs};
+use super::{Appended, Archive, Error, ResumePoint, WritingFile};
+use crate::event::RejectReason;
+
+/// Descriptors kept free below the number at which they ran out: a checkpoint's temporary file,
+/// a directory sync, the rejects file and an `--on-ready` child's pipes.
+const FD_RESERVE: usize = 4;
 
 impl Archive {
     /// Appends one event's JSON as a line to the file it belongs in, opening that first if
-    /// needed. Partitioned, it first completes the stream's files of earlier days whose grace
-    /// has passed (before the line, so that their checkpoint does not hold an event it does
-    /// not claim).
+    /// needed; partitioned, an event without a place (`partition::place`) or of one stream too
+    /// many is refused, for the caller to write to the rejects. Partitioned, it first completes
+    /// the stream's files of earlier days whose grace has passed (before the line, so that
+    /// their checkpoint does not hold an event it does not claim).
     pub fn append(
         &mut self,
         data: &str,
-        place: Place<'_>,
+        place: &Place<'_>,
         now: OffsetDateTime,
         point: &ResumePoint,
-    ) -> Result<(), Error> {
+    ) -> Result<Appended, Error> {
         let idx = match self.layout {
             Layout::Flat if !self.event_files.is_empty() => 0,
             Layout::Flat => {
@@ -33,26 +41,49 @@ impl Archive {
                 self.event_files.push(open);
                 0
             }
-            Layout::Partitioned => self.partition_for(place, now, point)?,
+            Layout::Partitioned => {
+                let (stream, event_time) = match partition::place(place, &self.cfg.streams, now) {
+                    Ok((stream, time)) => (stream.to_string(), time),
+                    Err(reason) => return Ok(Appended::Refused(reason)),
+                };
+                if !self.admit_stream(&stream) {
+                    return Ok(Appended::Refused(RejectReason::TooManyStreams));
+                }
+                self.partition_for(stream, event_time, now, point)?
+            }
         };
-        self.event_files[idx]
-            .part
-            .write_line(one_line(data).as_bytes())
+        self.n_lines_written += 1;
+        let open = &mut self.event_files[idx];
+        open.last_write = self.n_lines_written;
+        open.part.write_line(one_line(data).as_bytes())?;
+        Ok(Appended::Written)
     }
 
-    /// The index of the open file for an event at `place`, after completing the files its
-    /// arrival completes (`partition::route`); opens one if needed.
+    /// Whether events of `stream` may be written: an asked-for stream always, another one
+    /// while this run has written fewer than `--max-streams` others.
+    fn admit_stream(&mut self, stream: &str) -> bool {
+        if self.cfg.streams.iter().any(|asked| asked == stream)
+            || self.other_streams.contains(stream)
+        {
+            return true;
+        }
+        if self.other_streams.len() >= self.cfg.max_streams {
+            return false;
+        }
+        self.other_streams.insert(stream.to_string());
+        true
+    }
+
+    /// The index of the open file of `stream` for an event at `event_time`, after completing
+    /// the files its arrival completes (`partition::route`); opens one if needed, completing
+    /// the least recently written file first when `--max-open-files` are open.
     fn partition_for(
         &mut self,
-        place: Place<'_>,
+        stream: String,
+        event_time: OffsetDateTime,
         now: OffsetDateTime,
         point: &ResumePoint,
     ) -> Result<usize, Error> {
-        let stream = self.stream_dir(place.stream);
-        let event_time = place
-            .dt_ms
-            .and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
-            .unwrap_or(now);
         let open: Vec<_> = self
             .event_files
             .iter()
@@ -64,12 +95,15 @@ impl Archive {
             done.push(self.event_files.remove(idx));
         }
         for open in done.into_iter().rev() {
-            self.complete(open, point, rotate::RotationReason::Date)?;
+            self.complete(open, point, RotationReason::Date)?;
         }
         let date = match route.target {
             Target::Open(idx) => return Ok(idx),
             Target::New(date) => date,
         };
+        while self.event_files.len() >= self.open_files_ceiling {
+            self.complete_least_recent(point)?;
+        }
         let rel_dir = naming::partition_dir(&stream, date);
         create_dirs(&self.cfg.dir, &rel_dir)?;
         let naming = Naming::Ours {
@@ -89,17 +123,50 @@ impl Archive {
         Ok(self.event_files.len() - 1)
     }
 
-    /// The directory name of an event's stream: the asked-for name it matches, or its own.
-    fn stream_dir(&self, stream: Option<&str>) -> String {
-        let Some(stream) = stream else {
-            return naming::stream_label(&self.cfg.streams[..self.cfg.streams.len().min(1)]);
+    /// Completes the event file written least recently (reason `open_files`), if any is open.
+    pub(super) fn complete_least_recent(&mut self, point: &ResumePoint) -> Result<bool, Error> {
+        let oldest =
+            (0..self.event_files.len()).min_by_key(|&idx| self.event_files[idx].last_write);
+        let Some(idx) = oldest else {
+            return Ok(false);
         };
-        let asked = self
-            .cfg
-            .streams
-            .iter()
-            .find(|name| partition::is_asked_stream(stream, name));
-        naming::stream_label(&[asked.map_or(stream, String::as_str).to_string()])
+        let open = self.event_files.remove(idx);
+        self.complete(open, point, RotationReason::OpenFiles)?;
+        Ok(true)
+    }
+
+    /// Creates the `.part` file `name`. Out of file descriptors (a lower `ulimit -n` than the
+    /// limits assume), it completes open event files, least recently written first, until
+    /// the file opens or none is left: archiving goes on with fewer files open.
+    pub(super) fn create_part(
+        &mut self,
+        name: &str,
+        final_name: &str,
+        point: &ResumePoint,
+    ) -> Result<PartFile, Error> {
+        let (part_path, final_path) = (self.cfg.dir.join(name), self.cfg.dir.join(final_name));
+        loop {
+            match PartFile::create(part_path.clone(), final_path.clone(), self.cfg.level) {
+                Err(e) if e.is_out_of_descriptors() && !self.event_files.is_empty() => {
+                    self.lower_ceiling(&e);
+                    while self.event_files.len() >= self.open_files_ceiling {
+                        self.complete_least_recent(point)?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Out of descriptors (`e`) with this many files open: from now on, keep `FD_RESERVE`
+    /// fewer open, so that the checkpoint and the directory syncs find a descriptor too.
+    pub(super) fn lower_ceiling(&mut self, e: &Error) {
+        let ceiling = self.event_files.len().saturating_sub(FD_RESERVE).max(1);
+        log::warn!(
+            "{e}: keeping at most {ceiling} event files open from now on (--max-open-files is {})",
+            self.cfg.max_open_files
+        );
+        self.open_files_ceiling = self.open_files_ceiling.min(ceiling);
     }
 
     /// Appends one line to the rejects file, opening it first if needed.

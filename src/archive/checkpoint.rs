@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Error;
 use super::error::open_no_follow;
 use super::naming::Layout;
+use super::partition::MAX_STREAM_NAME_BYTES;
 use super::writer::sync_parent_dir;
+use super::{Error, MAX_OPEN_FILES_LIMIT, MAX_RESUME_ID_BYTES, RECENT_IDS_IN_CHECKPOINT};
 
 /// The checkpoint file name of the flat layout (and of every archive of earlier builds).
 pub const FILE_NAME: &str = "checkpoint.json";
@@ -145,9 +146,24 @@ pub fn path(dir: &Path, layout: Layout) -> PathBuf {
     })
 }
 
-/// The largest checkpoint read. A real one is about 40 KB (1,024 recent ids and two files); a
-/// larger file is damage or tampering, and is refused before it is read into memory.
-pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 20;
+/// An upper bound of one open file's entry: two names of a stream directory, a date directory
+/// and a file name of at most `MAX_STREAM_NAME_BYTES` each, with the numbers and keys.
+const MAX_FILE_ENTRY_BYTES: u64 = 1024;
+/// The largest checkpoint the writer can make: every file it may keep open (the event files
+/// `MAX_OPEN_FILES_LIMIT` allows and the rejects file), the recent ids (hex keys of at most 32
+/// digits and their quotes), the resume id (a JSON string escapes a byte into at most six),
+/// and the rest of the fields (the last `meta.dt` is kept only when it reads as a date).
+const MAX_WRITTEN_BYTES: u64 = (MAX_OPEN_FILES_LIMIT as u64 + 1) * MAX_FILE_ENTRY_BYTES
+    + RECENT_IDS_IN_CHECKPOINT as u64 * 40
+    + MAX_RESUME_ID_BYTES as u64 * 6
+    + 4096;
+/// The largest checkpoint read: twice what the writer can make, rounded up to a power of two,
+/// so that its own checkpoint is always read back. A real one is about 40 KB; a larger file is damage or tampering, and is
+/// refused before it is read into memory.
+pub const MAX_CHECKPOINT_BYTES: u64 = (2 * MAX_WRITTEN_BYTES).next_power_of_two();
+// Two names of `STREAM/date=YYYY-MM-DD/STREAM-YYYYMMDDTHHMMSSZ-SEQ.ndjson.gz.part` (a sequence
+// number of up to 20 digits), the other fields and the JSON around them fit an entry.
+const _: () = assert!(2 * (2 * MAX_STREAM_NAME_BYTES + 75) + 200 <= MAX_FILE_ENTRY_BYTES as usize);
 
 /// Reads the checkpoint in `dir`, of either layout; `Ok(None)` if there is none.
 pub fn read(dir: &Path) -> Result<Option<Checkpoint>, Error> {

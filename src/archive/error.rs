@@ -35,6 +35,12 @@ impl Error {
         }
     }
 
+    /// True when the process (or the system) has no file descriptor left.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)))
+    }
+
     /// True for failures that may go away by themselves (a full disk being cleaned up).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Io { .. })

@@ -39,10 +39,11 @@ pub use self::listing::{Listing, list_archive};
 pub use self::lock::{DirLock, LOCK_FILE};
 pub use self::naming::{FileRole, Layout, Naming, classify};
 use self::partition::OpenPartition;
+pub use self::partition::{Field, Place};
 pub use self::reader::{IntactPrefix, intact_prefix};
 pub use self::recover::DAMAGED_DIR;
 use self::writer::PartFile;
-use crate::event::{DEDUP_WINDOW, RecentIds};
+use crate::event::{DEDUP_WINDOW, RecentIds, RejectReason};
 
 /// How the archive behaves; fixed for a run.
 #[derive(Debug, Clone)]
@@ -60,6 +61,11 @@ pub struct Config {
     pub on_ready: Option<OsString>,
     /// Which completed files to delete.
     pub retention: retention::Policy,
+    /// Partitioned: how many streams beyond `streams` one run writes (`--max-streams`).
+    pub max_streams: usize,
+    /// How many event files are open at once at most (`--max-open-files`, at most
+    /// `MAX_OPEN_FILES_LIMIT`); the least recently written one is completed for another.
+    pub max_open_files: usize,
 }
 
 /// The resume point: where the stream continues (after the last handled event's id, else
@@ -108,11 +114,19 @@ impl Recovered {
     }
 }
 
-/// Where an event goes in the partitioned layout: its `meta.stream` and `meta.dt`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Place<'a> {
-    pub stream: Option<&'a str>,
-    pub dt_ms: Option<i64>,
+/// The most event files `--max-open-files` may keep open at once: a bound on descriptors, on
+/// compressor memory (some hundreds of KB each) and on the checkpoint, which lists them.
+pub const MAX_OPEN_FILES_LIMIT: usize = 256;
+/// The longest event id kept as the resume point's `Last-Event-ID`. EventStreams' ids are a
+/// JSON entry of about 100 bytes per topic-partition; a longer one is not kept (the resume
+/// point stays at the previous id), so that it bounds the checkpoint.
+pub const MAX_RESUME_ID_BYTES: usize = 16 * 1024;
+
+/// Whether an append wrote the line, or refused it for the rejects file and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Written,
+    Refused(RejectReason),
 }
 
 /// A file being written, with what rotation needs to know about it.
@@ -125,6 +139,8 @@ struct WritingFile {
     opened_at: OffsetDateTime,
     /// The partitioned layout's stream directory and date of the file.
     partition: Option<(String, Date)>,
+    /// When a line was last written into it, in the archive's count of lines written.
+    last_write: u64,
 }
 
 impl WritingFile {
@@ -162,6 +178,12 @@ pub struct Archive {
     on_ready: OnReady,
     /// Checkpoints written since the archive was opened.
     n_checkpoints_total: u64,
+    /// Lines written by this process, the clock of `WritingFile::last_write`.
+    n_lines_written: u64,
+    /// The streams beyond the asked-for ones that this run wrote, for `--max-streams`.
+    other_streams: std::collections::HashSet<String>,
+    /// How many event files may be open: `--max-open-files`, lower once descriptors ran out.
+    open_files_ceiling: usize,
     /// What happened since `take_news` last asked.
     news: News,
 }
@@ -194,8 +216,7 @@ impl Archive {
         partition: Option<(String, Date)>,
         point: &ResumePoint,
     ) -> Result<WritingFile, Error> {
-        let dir = &self.cfg.dir;
-        let part = PartFile::create(dir.join(&name), dir.join(&final_name), self.cfg.level)?;
+        let part = self.create_part(&name, &final_name, point)?;
         log::info!("opened {}", part.part_path().display());
         let open = WritingFile {
             kind,
@@ -204,8 +225,9 @@ impl Archive {
             final_name,
             opened_at: now,
             partition,
+            last_write: self.n_lines_written,
         };
-        self.write_checkpoint(point, Some(&open))?;
+        self.write_checkpoint_shedding(point, Some(&open))?;
         Ok(open)
     }
 
@@ -226,7 +248,25 @@ impl Archive {
 
     /// Makes everything written so far durable and records it with `point` in the checkpoint.
     pub fn checkpoint(&mut self, point: &ResumePoint) -> Result<(), Error> {
-        self.write_checkpoint(point, None)
+        self.write_checkpoint_shedding(point, None)
+    }
+
+    /// `write_checkpoint`, completing the least recently written files while descriptors are
+    /// out (a file that is completed closes its own, and is no longer listed).
+    fn write_checkpoint_shedding(
+        &mut self,
+        point: &ResumePoint,
+        extra: Option<&WritingFile>,
+    ) -> Result<(), Error> {
+        loop {
+            match self.write_checkpoint(point, extra) {
+                Err(e) if e.is_out_of_descriptors() && !self.event_files.is_empty() => {
+                    self.lower_ceiling(&e);
+                    self.complete_least_recent(point)?;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Ends members, fsyncs, and writes the checkpoint listing the open files (plus `extra`, a file
@@ -396,4 +436,4 @@ impl Archive {
 
 /// How many recent ids a checkpoint carries: at 100 events/s about ten seconds, far more than
 /// the events sharing the resume millisecond, at ~40 KB of JSON per checkpoint.
-const RECENT_IDS_IN_CHECKPOINT: usize = 1024;
+pub(crate) const RECENT_IDS_IN_CHECKPOINT: usize = 1024;

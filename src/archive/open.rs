@@ -24,6 +24,7 @@ impl Archive {
         check_writable(&dir)?;
         let saved = checkpoint::read(&dir)?;
         let layout = choose_layout(&cfg, saved.as_ref())?;
+        let cfg_max_open_files = cfg.max_open_files.max(1);
         let mut archive = Archive {
             on_ready: OnReady::new(cfg.on_ready.clone()),
             cfg,
@@ -34,6 +35,9 @@ impl Archive {
             completed_bytes: 0,
             n_checkpoints_total: 0,
             news: News::default(),
+            n_lines_written: 0,
+            other_streams: HashSet::new(),
+            open_files_ceiling: cfg_max_open_files,
         };
         let listed: HashSet<String> = saved
             .iter()
@@ -45,7 +49,7 @@ impl Archive {
         };
         let mut rewound = None;
         for file in &saved.files {
-            rewound = archive.recover_listed(file)?.or(rewound);
+            rewound = archive.reopen_listed(file)?.or(rewound);
         }
         if let Some(rewound) = rewound {
             log::warn!(

@@ -1,11 +1,16 @@
-//! Partition routing, decided without a disk: which open event file an event of the
-//! partitioned layout goes into, which files its arrival completes (a day's end past the grace,
-//! the cap of open files per stream), and the stream directory an event's `meta.stream` names.
+//! Partition routing, decided without a disk: where an event of the partitioned layout belongs
+//! (`place`: the stream directory its `meta.stream` names, under the name rule, and the date of
+//! its `meta.dt`, within bounds), which open event file it goes into, and which files its
+//! arrival completes (a day's end past the grace, the cap of open files per stream).
 //!
-//! `Archive` carries the decision out (completing, opening, writing); nothing here touches a
+//! Everything here comes from the wire: a name becomes a directory only when it passes
+//! `is_safe_stream_name`, a date only within `EARLIEST_DT_MS` and `MAX_DT_AHEAD_MS`.
+//! `Archive` carries the decisions out (completing, opening, writing); nothing here touches a
 //! file or reads the clock.
 
 use time::{Date, OffsetDateTime};
+
+use crate::event::RejectReason;
 
 /// A file for day D stays open for events dated D until an event of its stream dated at least
 /// this long after D's end arrives; events of the live feed are out of order by seconds.
@@ -14,6 +19,100 @@ pub const STRAGGLER_GRACE_MS: i64 = 5 * 60 * 1000;
 /// bound on descriptors and compressor memory that real data, out of order by seconds, never
 /// reaches.
 pub const MAX_OPEN_PER_STREAM: usize = 4;
+
+/// The longest stream name that becomes a directory. EventStreams' names are a few dozen bytes
+/// (`mediawiki.page_change.v1`); with this bound every file name stays far below the 255 bytes
+/// file systems allow (`STREAM-YYYYMMDDTHHMMSSZ-NNNNNN.ndjson.gz.part`).
+pub const MAX_STREAM_NAME_BYTES: usize = 100;
+/// Endings of the archive's own files: a stream directory never ends in one, so that no stream
+/// directory can be taken for, or stand in the way of, a file (`checkpoint.json`, `….tmp`).
+const RESERVED_SUFFIXES: [&str; 5] = [".json", ".tmp", ".gz", ".part", ".ready"];
+/// The earliest `meta.dt` taken as an event's date, 2001-01-01 (Wikipedia began on the 15th):
+/// anything before is not a date of this feed.
+pub const EARLIEST_DT_MS: i64 = 978_307_200_000;
+/// How far ahead of its arrival an event's `meta.dt` may lie. A day covers a board whose clock
+/// is hours off (booted without its time); further ahead, the date is not trusted, and such an
+/// event would complete the open files of its stream.
+pub const MAX_DT_AHEAD_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Whether a stream name may become a directory: 1 to `MAX_STREAM_NAME_BYTES` bytes of lower
+/// case ASCII letters, digits, `.`, `-` and `_`, starting with a letter or digit, and not ending
+/// like one of the archive's files. Matched as it is (case-sensitively), as EventStreams does.
+/// It excludes `.`, `..`, names with `/`, NUL or control characters, names of the control files
+/// and directories (`_checkpoint.json`, `.lock`, `_rejects`, `_damaged`), and two names that
+/// a case-insensitive file system would take for one.
+pub fn is_safe_stream_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b);
+    !bytes.is_empty()
+        && bytes.len() <= MAX_STREAM_NAME_BYTES
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(allowed)
+        && !RESERVED_SUFFIXES
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
+/// What an event says of one part of its place (`meta.stream` or `meta.dt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    Absent,
+    Text(&'a str),
+    /// There, but not a string.
+    Unreadable,
+}
+
+impl<'a> Field<'a> {
+    /// The field whose text is `text`, or that is there but `unreadable`.
+    pub fn of(text: Option<&'a str>, unreadable: bool) -> Field<'a> {
+        match (text, unreadable) {
+            (_, true) => Field::Unreadable,
+            (Some(text), false) => Field::Text(text),
+            (None, false) => Field::Absent,
+        }
+    }
+}
+
+/// What an event says of its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub stream: Field<'a>,
+    pub dt: Field<'a>,
+}
+
+/// Where an event belongs in the partitioned layout: its stream directory and the time that
+/// dates it, or the reason it goes to the rejects instead.
+///
+/// The directory is the asked-for stream its `meta.stream` names (`recentchange` for
+/// `mediawiki.recentchange`), else the name itself when it is safe (`is_safe_stream_name`);
+/// without a `meta.stream`, the first asked-for stream. The date is that of `meta.dt`, which
+/// must be RFC 3339 between `EARLIEST_DT_MS` and `MAX_DT_AHEAD_MS` after `now`: an event
+/// without one cannot be put in a date partition.
+pub fn place<'a>(
+    place: &Place<'a>,
+    asked: &'a [String],
+    now: OffsetDateTime,
+) -> Result<(&'a str, OffsetDateTime), RejectReason> {
+    let stream = match place.stream {
+        Field::Text(name) => asked
+            .iter()
+            .find(|asked| is_asked_stream(name, asked))
+            .map_or(name, String::as_str),
+        Field::Absent => asked.first().map_or("", String::as_str),
+        Field::Unreadable => return Err(RejectReason::BadStream),
+    };
+    if !is_safe_stream_name(stream) {
+        return Err(RejectReason::BadStream);
+    }
+    let Field::Text(dt) = place.dt else {
+        return Err(RejectReason::BadDate);
+    };
+    let latest = crate::times::unix_ms(now).saturating_add(MAX_DT_AHEAD_MS);
+    let time = crate::times::parse_rfc3339(dt)
+        .filter(|t| (EARLIEST_DT_MS..=latest).contains(&crate::times::unix_ms(*t)))
+        .ok_or(RejectReason::BadDate)?;
+    Ok((stream, time))
+}
 
 /// The partition of one open event file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +295,100 @@ mod tests {
         let open = [None, at("recentchange", datetime!(2024-11-23 10:00 UTC))];
         let route = route(&open, "recentchange", datetime!(2024-12-01 00:00 UTC));
         assert_eq!(route.complete, vec![1]);
+    }
+
+    #[test]
+    fn real_stream_names_are_safe_and_hostile_ones_are_not() {
+        for name in [
+            "recentchange",
+            "page-create",
+            "mediawiki.page_change.v1",
+            "mediawiki.revision-create",
+            "0x",
+        ] {
+            assert!(is_safe_stream_name(name), "{name}");
+        }
+        let long = "a".repeat(MAX_STREAM_NAME_BYTES + 1);
+        for name in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "_checkpoint.json",
+            ".lock",
+            "_rejects",
+            "_damaged",
+            "checkpoint.json",
+            "x.tmp",
+            "a\0b",
+            "a\nb",
+            "Recentchange",
+            "-x",
+            "date=x",
+            &long,
+        ] {
+            assert!(!is_safe_stream_name(name), "{name:?}");
+        }
+        assert!(is_safe_stream_name(&long[1..]));
+    }
+
+    #[test]
+    fn places_come_from_safe_names_and_readable_dates_only() {
+        let asked = vec!["recentchange".to_string()];
+        let now = datetime!(2024-11-23 12:00 UTC);
+        let at = |stream, dt| place(&Place { stream, dt }, &asked, now);
+        let dt = Field::Text("2024-11-23T11:59:59Z");
+        assert_eq!(
+            at(Field::Text("mediawiki.recentchange"), dt),
+            Ok(("recentchange", datetime!(2024-11-23 11:59:59 UTC)))
+        );
+        assert_eq!(at(Field::Absent, dt).map(|p| p.0), Ok("recentchange"));
+        assert_eq!(
+            at(Field::Text("mediawiki.page-create"), dt).map(|p| p.0),
+            Ok("mediawiki.page-create")
+        );
+        for stream in [
+            Field::Text(".."),
+            Field::Text("_rejects"),
+            Field::Unreadable,
+        ] {
+            assert_eq!(at(stream, dt), Err(RejectReason::BadStream), "{stream:?}");
+        }
+        for date in [
+            Field::Absent,
+            Field::Unreadable,
+            Field::Text(""),
+            Field::Text("2024-02-30T00:00:00Z"),
+            Field::Text("2024-11-23T25:00:00Z"),
+            Field::Text("+275760-09-13T00:00:00Z"),
+            Field::Text("1999-12-31T23:59:59Z"),
+            Field::Text("2024-11-24T12:00:00.001Z"),
+            Field::Text("9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(
+                at(Field::Text("recentchange"), date),
+                Err(RejectReason::BadDate),
+                "{date:?}"
+            );
+        }
+        assert!(
+            at(
+                Field::Text("recentchange"),
+                Field::Text("2024-11-24T12:00:00Z")
+            )
+            .is_ok()
+        );
+        let none: Vec<String> = Vec::new();
+        let unasked = place(
+            &Place {
+                stream: Field::Absent,
+                dt,
+            },
+            &none,
+            now,
+        );
+        assert_eq!(unasked, Err(RejectReason::BadStream));
     }
 
     #[test]

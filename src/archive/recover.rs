@@ -210,6 +210,56 @@ impl Archive {
         Ok(target)
     }
 
+    /// Reopens a file listed in the checkpoint (`recover_listed`), unless as many event files
+    /// as may be open are open, or descriptors run out: then the file is completed at its
+    /// durable length instead, and so are reopened ones beyond the lowered ceiling.
+    ///
+    /// Crash window: no checkpoint is written on the way. A file completed here is still
+    /// listed by the old checkpoint under its `.part` name; the next open finds that name gone
+    /// and the final name there, and takes the file as completed. Its bytes are the durable
+    /// ones the checkpoint covers, so nothing is lost or written twice.
+    pub(super) fn reopen_listed(&mut self, file: &OpenFile) -> Result<Option<Recovered>, Error> {
+        let full = self.event_files.len() >= self.open_files_ceiling;
+        if file.kind == FileKind::Events && full {
+            return self.complete_listed(file);
+        }
+        match self.recover_listed(file) {
+            Err(e) if e.is_out_of_descriptors() && !self.event_files.is_empty() => {
+                self.lower_ceiling(&e);
+                while self.event_files.len() >= self.open_files_ceiling {
+                    let open = self.event_files.pop().expect("files are open");
+                    self.complete_at_open(open)?;
+                }
+                self.complete_listed(file)
+            }
+            other => other,
+        }
+    }
+
+    /// Reopens listed `file` only to complete it at once.
+    fn complete_listed(&mut self, file: &OpenFile) -> Result<Option<Recovered>, Error> {
+        let rewound = self.recover_listed(file)?;
+        let reopened = self.event_files.pop_if(|open| open.name == file.name);
+        if let Some(open) = reopened {
+            self.complete_at_open(open)?;
+        }
+        Ok(rewound)
+    }
+
+    /// Completes a reopened file without a checkpoint (see `reopen_listed`).
+    fn complete_at_open(&mut self, open: WritingFile) -> Result<(), Error> {
+        let path = open.part.seal()?.complete()?;
+        log::info!(
+            "completed {} (more files listed than may be open)",
+            path.display()
+        );
+        self.news
+            .completed
+            .push((path.clone(), super::rotate::RotationReason::OpenFiles));
+        self.hand_on(path, &open.final_name, open.kind);
+        Ok(())
+    }
+
     /// Reopens a file listed in the checkpoint, cut to its durable length. When the file ends
     /// before that length, its readable lines are kept and the returned rewound resume point
     /// says where to fetch the rest again.
@@ -268,6 +318,7 @@ impl Archive {
             final_name: file.final_name.clone(),
             opened_at,
             partition,
+            last_write: 0,
         };
         log::info!(
             "continuing {} ({} lines)",

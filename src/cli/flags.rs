@@ -272,6 +272,20 @@ pub static FLAGS: &[Flag] = &[
     )
     .default(Number(d::MAX_SILENCE_SECS)),
     flag(
+        "max-streams",
+        Some("N"),
+        "partitioned: write at most N streams beyond those asked for; the events\n\
+         of any more go to the rejects (too_many_streams) {default}",
+    )
+    .default(Number(d::MAX_STREAMS)),
+    flag(
+        "max-open-files",
+        Some("N"),
+        "keep at most N event files open at once (1-256); the least recently\n\
+         written one is completed to open another {default}",
+    )
+    .default(Number(d::MAX_OPEN_FILES)),
+    flag(
         "keep-days",
         Some("D"),
         "delete completed files older than D days [default: keep all]",

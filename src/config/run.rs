@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values::{self, check_url, choice, is_stream_name, non_empty_list, number, text};
+use super::values::{self, check_url, choice, non_empty_list, number, text};
 use super::{DAY, HOUR, Logging, SECOND, YEAR, read, read_or, secs};
-use crate::archive::{self, naming, retention, rotate};
+use crate::archive::{self, naming, partition, retention, rotate};
 use crate::cli::{Args, Error, Topic};
 use crate::client;
 use crate::console::Format;
@@ -115,6 +115,12 @@ fn archive_config(raw: &Args, url: &str, label: String) -> Result<archive::Confi
         policy,
         on_ready: raw.value("on-ready").map(ToOwned::to_owned),
         retention,
+        max_streams: read_or(raw, "max-streams", d::MAX_STREAMS, |flag, v| {
+            number(flag, v, 0, 100_000)
+        })? as usize,
+        max_open_files: read_or(raw, "max-open-files", d::MAX_OPEN_FILES, |flag, v| {
+            number(flag, v, 1, archive::MAX_OPEN_FILES_LIMIT as u64)
+        })? as usize,
     })
 }
 
@@ -169,9 +175,11 @@ fn source(raw: &Args) -> Result<(String, String), Error> {
     if names.is_empty() {
         return Err(Error::usage("--stream needs at least one stream name"));
     }
-    if let Some(bad) = names.iter().find(|n| !is_stream_name(n)) {
+    if let Some(bad) = names.iter().find(|n| !partition::is_safe_stream_name(n)) {
         return Err(Error::usage(format!(
-            "invalid value for --stream: '{bad}' (letters, digits, '-', '_' and '.' only)"
+            "invalid value for --stream: '{bad}' (1 to {} of a-z, 0-9, '.', '-' and '_', \
+             starting with a letter or digit)",
+            partition::MAX_STREAM_NAME_BYTES
         )));
     }
     let base_url = read_or(raw, "base-url", d::BASE_URL, text)?;

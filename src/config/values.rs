@@ -216,12 +216,6 @@ pub fn non_empty_list(flag: &str, raw: &OsStr) -> Result<Vec<String>, Error> {
     Ok(values)
 }
 
-/// Letters, digits, `-`, `_` and `.`: what EventStreams stream names are made of.
-pub fn is_stream_name(name: &str) -> bool {
-    name.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// An `http://` or `https://` URL with a host and, if any, a port from 1 to 65535.
 pub fn check_url(flag: &str, url: &str) -> Result<(), Error> {
     url_problem(url).map_or(Ok(()), |problem| {

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Config, respond};
-use crate::httpd::{self, LogLimiter};
+use crate::httpd;
+use crate::logging::LogLimiter;
 use crate::stats::Stats;
 use crate::times;
 

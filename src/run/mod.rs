@@ -130,23 +130,53 @@ impl From<archive::Error> for Error {
 
 /// Signal flags the loop polls.
 pub(crate) struct Signals {
-    /// SIGINT or SIGTERM: finish and exit. A second one ends the process at once.
+    /// SIGINT or SIGTERM: finish and exit. A second one, later than `SAME_REQUEST`, ends the
+    /// process at once.
     pub shutdown: Arc<AtomicBool>,
     /// SIGUSR1: complete the open file now.
     pub rotate: Arc<AtomicBool>,
 }
 
+/// Signals this close together are one request to stop: GNU `timeout`, and a kill of the
+/// process group, deliver the same SIGTERM twice within microseconds.
+const SAME_REQUEST: Duration = Duration::from_secs(1);
+
+/// Starts the one thread that receives signals and sets the flags. A second request to stop
+/// must end the process even while the main loop is busy (a stuck disk), so it cannot wait
+/// for the loop to look; the thread only sets flags, logs, and exits the process.
 fn install_signal_flags() -> Result<Signals, Error> {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
     let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first, so it sees the flag as it was before this signal set it.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&shutdown))
-            .map_err(Error::Signals)?;
-        signal_hook::flag::register(signal, Arc::clone(&shutdown)).map_err(Error::Signals)?;
-    }
     let rotate = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(SIGUSR1, Arc::clone(&rotate)).map_err(Error::Signals)?;
+    let mut received =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(Error::Signals)?;
+    let (stop, complete) = (Arc::clone(&shutdown), Arc::clone(&rotate));
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first_stop: Option<Instant> = None;
+            for signal in received.forever() {
+                if signal == SIGUSR1 {
+                    complete.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                match first_stop {
+                    None => {
+                        first_stop = Some(Instant::now());
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    Some(at) if at.elapsed() < SAME_REQUEST => {}
+                    Some(_) => {
+                        log::error!(
+                            "a second signal to stop: exiting at once; the next start resumes \
+                             from the checkpoint"
+                        );
+                        std::process::exit(1);
+                    }
+                }
+            }
+        })
+        .map_err(Error::Signals)?;
     Ok(Signals { shutdown, rotate })
 }
 

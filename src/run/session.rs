@@ -17,10 +17,11 @@ use time::OffsetDateTime;
 use super::judge::{self, Verdict};
 use super::sink::{OutputClosed, Sink};
 use super::{Clock, Config, Output, SessionConfig};
-use crate::archive::{self, Archive, Recovered, ResumePoint, rotate};
+use crate::archive::{self, Appended, Archive, Field, Recovered, ResumePoint, rotate};
 use crate::console::Printer;
 use crate::event::{self, EventType, RejectReason};
 use crate::labels::Label;
+use crate::logging::LogLimiter;
 use crate::sse;
 use crate::stats::{Stats, Unwritten, WikiCounts};
 use crate::times::{self, unix_ms};
@@ -83,6 +84,8 @@ pub(super) struct Session {
     unwritten: Unwritten,
     /// The archive's checkpoint count when `unwritten` was last cleared.
     seen_checkpoints: u64,
+    /// Rejects for want of a place are logged at most once a minute.
+    place_rejects_log: LogLimiter,
 }
 
 impl Session {
@@ -119,6 +122,7 @@ impl Session {
             last_checkpoint: Instant::now(),
             unwritten: Unwritten::default(),
             seen_checkpoints,
+            place_rejects_log: LogLimiter::default(),
         }
     }
 
@@ -205,7 +209,13 @@ impl Session {
             &self.point.recent_ids,
         );
         let result = match verdict {
-            Verdict::Archive { meta, key } => self.archive_event(event.data, &meta, key, now, gap),
+            Verdict::Archive { meta, key } => {
+                match self.archive_event(event.data, &meta, key, now, gap) {
+                    // The archive found no place for it (partitioned layout).
+                    Ok(Some(reason)) => self.reject(reason, &event, now),
+                    other => other.map(|_| ()),
+                }
+            }
             Verdict::Reject(reason) => self.reject(reason, &event, now),
             Verdict::Canary => {
                 Stats::add(&self.stats.canaries, 1);
@@ -228,7 +238,7 @@ impl Session {
         }
         // The event was handled (a closed standard output stops `tail` after it).
         self.dirty = true;
-        if !event.id.is_empty() {
+        if !event.id.is_empty() && event.id.len() <= archive::MAX_RESUME_ID_BYTES {
             self.point.last_event_id.clear();
             self.point.last_event_id.push_str(event.id);
         }
@@ -259,24 +269,27 @@ impl Session {
         key: Option<u128>,
         now: OffsetDateTime,
         gap: &mut GapCheck,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<RejectReason>, Stop> {
         self.complete_due(now).map_err(Stop::ArchiveFailed)?;
-        if let Some(dt) = &meta.dt
-            && std::mem::replace(gap, GapCheck::Done) == GapCheck::Pending
-        {
-            self.warn_on_gap(dt);
-        }
-        let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
         let place = archive::Place {
-            stream: meta.stream.as_deref(),
-            dt_ms,
+            stream: Field::of(meta.stream.as_deref(), meta.stream_unreadable),
+            dt: Field::of(meta.dt.as_deref(), meta.dt_unreadable),
         };
         if let Some((archive, point)) = self.archive_and_point() {
-            let appended = archive.append(data, place, now, point);
-            appended.map_err(Stop::ArchiveFailed)?;
+            let appended = archive.append(data, &place, now, point);
+            let appended = appended.map_err(Stop::ArchiveFailed)?;
             // A checkpoint inside `append` (a new file, a day completed) came before this line.
             self.absorb_news(now);
             self.note_durable();
+            if let Appended::Refused(reason) = appended {
+                return Ok(Some(reason));
+            }
+        }
+        let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
+        if let (Some(dt), Some(_)) = (&meta.dt, dt_ms)
+            && std::mem::replace(gap, GapCheck::Done) == GapCheck::Pending
+        {
+            self.warn_on_gap(dt);
         }
         let printed = self.sink.print(data);
         // The id is recorded only once the event is written: a checkpoint taken on the way
@@ -296,14 +309,15 @@ impl Session {
             let wiki = meta.wiki.as_deref().or(meta.domain.as_deref());
             wikis.add(wiki.unwrap_or("unknown"));
         }
-        if let Some(dt) = &meta.dt {
+        // Only a date that reads: it goes into the checkpoint, which must stay small.
+        if let (Some(dt), Some(ms)) = (&meta.dt, dt_ms) {
             self.point.last_dt.clear();
             self.point.last_dt.push_str(dt);
-            if let Some(ms) = dt_ms {
-                self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
-            }
+            self.stats.last_dt_ms.store(ms, Ordering::Relaxed);
         }
-        printed.map_err(|OutputClosed| Stop::OutputClosed)
+        printed
+            .map(|()| None)
+            .map_err(|OutputClosed| Stop::OutputClosed)
     }
 
     /// After a resume, says so if the first event is much later than the last one archived.
@@ -335,15 +349,27 @@ impl Session {
         now: OffsetDateTime,
     ) -> Result<(), Stop> {
         let line = reject_line(now, reason, event);
-        log::warn!(
-            "rejected event {} ({reason}, {} bytes of data)",
-            if event.id.is_empty() {
-                "without id"
-            } else {
-                event.id
-            },
-            event.data.len()
-        );
+        let id = if event.id.is_empty() {
+            "without id"
+        } else {
+            event.id
+        };
+        match reason {
+            // What a hostile or broken upstream can send in a flood: a line a minute.
+            RejectReason::BadStream | RejectReason::BadDate | RejectReason::TooManyStreams => {
+                if let Some(n_held_back) = self.place_rejects_log.allow() {
+                    log::warn!(
+                        "rejected event {id} ({reason}: see --layout and --max-streams; {} like \
+                         it since the last report)",
+                        n_held_back
+                    );
+                }
+            }
+            _ => log::warn!(
+                "rejected event {id} ({reason}, {} bytes of data)",
+                event.data.len()
+            ),
+        }
         self.stats.rejects.add(reason);
         if let Some((archive, point)) = self.archive_and_point() {
             archive

@@ -84,6 +84,8 @@ pub fn archiver(url: &str, output_dir: &Path, extra: &[&str]) -> Command {
 /// stops it with SIGTERM and checks the exit.
 pub fn finish_run(cmd: Command, log_dir: &Path, output_dir: &Path, last_id_part: &str) -> String {
     let running = Running::start(cmd, log_dir, "final");
+    // Its signal handlers are in place once it says what it archives.
+    running.wait_for_log("archiving", Duration::from_secs(20));
     let until = Instant::now() + Duration::from_secs(60);
     while !checkpoint_id(output_dir).contains(last_id_part) {
         assert!(

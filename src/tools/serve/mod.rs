@@ -33,7 +33,7 @@ use self::http::{read_request, respond, respond_error};
 pub use self::position::IdMarks;
 use self::route::{Route, route};
 use self::source::Catalog;
-use crate::httpd::LogLimiter;
+use crate::logging::LogLimiter;
 use crate::tools::Error;
 
 /// What `serve` serves and which faults it injects.

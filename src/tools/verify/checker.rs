@@ -78,6 +78,9 @@ pub struct Summary {
     pub n_files: u64,
     pub n_events: u64,
     pub n_rejects: u64,
+    /// Rejects by the reason their line gives (at most `MAX_REJECT_REASONS` reasons; the
+    /// rest, and lines without one, under `other`).
+    pub rejects_by_reason: std::collections::BTreeMap<String, u64>,
     pub n_canaries: u64,
     /// Lines that are not JSON objects (should never be in an archive).
     pub n_bad_lines: u64,
@@ -100,7 +103,30 @@ pub struct Summary {
     pub out_of_partition: Vec<OutOfPartition>,
 }
 
+/// How many distinct reject reasons `verify` tells apart: the archiver writes about ten; a
+/// damaged or foreign rejects file must not grow the map without bound.
+const MAX_REJECT_REASONS: usize = 32;
+
 impl Summary {
+    /// Counts one line of a rejects file.
+    pub fn reject(&mut self, line: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Reject<'a> {
+            #[serde(borrow)]
+            reason: Option<std::borrow::Cow<'a, str>>,
+        }
+        self.n_rejects += 1;
+        let reason = serde_json::from_slice::<Reject<'_>>(line)
+            .ok()
+            .and_then(|r| r.reason)
+            .filter(|r| {
+                self.rejects_by_reason.contains_key(r.as_ref())
+                    || self.rejects_by_reason.len() < MAX_REJECT_REASONS
+            });
+        let key = reason.map_or_else(|| "other".to_string(), |r| r.into_owned());
+        *self.rejects_by_reason.entry(key).or_insert(0) += 1;
+    }
+
     /// No damage, duplicates or gaps.
     pub fn is_clean(&self) -> bool {
         self.damaged.is_empty()

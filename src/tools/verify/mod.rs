@@ -123,9 +123,13 @@ pub fn run(args: &Config) -> Result<bool, Error> {
         progress.draw(file_idx, n_files, &checker.summary, true);
     }
     for path in &listing.rejects {
-        let result = reader::read_lines(path, &mut |_| Ok(()));
+        let summary = &mut checker.summary;
+        let result = reader::read_lines(path, &mut |line| {
+            summary.reject(line);
+            Ok(())
+        });
         match result {
-            Ok(report) => checker.summary.n_rejects += report.n_lines,
+            Ok(_) => {}
             Err(e) => {
                 let damaged = DamagedFile::unreadable(file_name(&args.dir, path), &e);
                 checker.summary.damaged.push(damaged);

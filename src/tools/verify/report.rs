@@ -28,6 +28,14 @@ pub fn to_text(dir: &Path, summary: &Summary) -> String {
         human::count(summary.n_canaries, "canary", "canaries"),
         human::count(summary.n_rejects, "reject", "rejects")
     );
+    if !summary.rejects_by_reason.is_empty() {
+        let reasons: Vec<String> = summary
+            .rejects_by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        let _ = writeln!(out, "  rejects    {}", reasons.join(", "));
+    }
     let _ = writeln!(
         out,
         "  time       {} .. {}",
@@ -132,6 +140,7 @@ pub fn to_json(dir: &Path, summary: &Summary) -> serde_json::Value {
         "events": summary.n_events,
         "canaries": summary.n_canaries,
         "rejects": summary.n_rejects,
+        "rejects_by_reason": summary.rejects_by_reason,
         "first_dt": summary.first_dt.as_ref().map(|(_, t)| t),
         "last_dt": summary.last_dt.as_ref().map(|(_, t)| t),
         "compressed_bytes": summary.compressed_bytes,
