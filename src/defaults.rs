@@ -60,3 +60,6 @@ pub const MAX_STREAMS: u64 = 32;
 /// Event files open at once: one per stream, two around midnight, for several streams, at
 /// some hundreds of KB of compressor state each; far below the packaged `LimitNOFILE=1024`.
 pub const MAX_OPEN_FILES: u64 = 16;
+/// `serve`'s streams per client address: EventStreams has such a limit too (about two); 32 lets
+/// several tools on one host share a replay, and bounds what one address can hold.
+pub const SERVE_MAX_CONNECTIONS_PER_IP: u64 = 32;

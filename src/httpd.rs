@@ -7,11 +7,18 @@
 
 use std::io::{self, Write};
 
-/// Where the head in `buf` ends (just after its empty line), once it is complete.
+/// The length of the request head at the start of `buf` (through its empty line), if complete.
+/// Lines end in CRLF, or in a bare LF, which RFC 9112 allows a server to accept.
 pub fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4)
+    let crlf = buf
+        .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map(|idx| idx + 4)
+        .map(|idx| idx + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|idx| idx + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (one, other) => one.or(other),
+    }
 }
 
 /// A parsed request head; it borrows the text it was parsed from.
@@ -37,7 +44,7 @@ impl<'a> Head<'a> {
 
     /// The value of the first header called `name` (any case), trimmed.
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.split("\r\n").find_map(|line| {
+        self.headers.split('\n').find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
         })
@@ -47,7 +54,8 @@ impl<'a> Head<'a> {
 /// Parses a request head: `METHOD TARGET HTTP/1.x`, then header lines. `None` when the request
 /// line is not of that shape.
 pub fn parse(head: &str) -> Option<Head<'_>> {
-    let (request_line, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    let (request_line, headers) = head.split_once('\n').unwrap_or((head, ""));
+    let request_line = request_line.strip_suffix('\r').unwrap_or(request_line);
     let mut parts = request_line.split(' ');
     let method = parts.next().filter(|m| !m.is_empty())?;
     let target = parts.next().filter(|t| !t.is_empty())?;

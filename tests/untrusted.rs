@@ -386,3 +386,147 @@ fn the_same_signal_twice_is_one_request_and_a_later_one_ends_at_once() {
     scenario.stop();
     finished.expect(1, &["a second signal to stop"]);
 }
+
+/// One raw request to `port`; the response as far as it came within `wait`.
+fn raw_request(port: u16, request: &[u8], wait: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    socket.write_all(request).expect("request");
+    socket.set_read_timeout(Some(wait)).expect("timeout");
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn serve_answers_what_it_cannot_use_and_bare_lf_heads() {
+    let scenario = Scenario::fixture().serve(&[]);
+    let port = scenario.upstream_port();
+    let wait = Duration::from_secs(2);
+    for id in [
+        "[{\"topic\":\"t\",\"partition\":0,\"offset\":99999999999999999999}]",
+        "[{\"topic\":\"t\",\"partition\":0,\"timestamp\":1e300}]",
+    ] {
+        let request =
+            format!("GET /v2/stream/recentchange HTTP/1.1\r\nLast-Event-ID: {id}\r\n\r\n");
+        let response = raw_request(port, request.as_bytes(), wait);
+        assert!(response.starts_with("HTTP/1.1 400"), "{id}: {response}");
+    }
+    let bare_lf = raw_request(
+        port,
+        b"GET /v2/stream/recentchange HTTP/1.1\nHost: x\n\n",
+        wait,
+    );
+    assert!(bare_lf.starts_with("HTTP/1.1 200"), "{bare_lf}");
+    let post = raw_request(port, b"POST /v2/stream/recentchange HTTP/1.1\r\n\r\n", wait);
+    assert!(
+        post.starts_with("HTTP/1.1 405") && post.contains("\"method\":\"post\""),
+        "{post}"
+    );
+    scenario.stop();
+}
+
+#[test]
+fn serve_keeps_answering_while_slow_clients_trickle_their_heads() {
+    use std::io::Write;
+    let scenario = Scenario::fixture().serve(&[]);
+    let port = scenario.upstream_port();
+    // 300 clients that each send a little of a head now and then, and never finish it.
+    let mut slow: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    for socket in &mut slow {
+        let _ = socket.write_all(b"GET /v2/stream/recentchange HTTP/1.1\r\nX-Slow: ");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for socket in &mut slow {
+        let _ = socket.write_all(b"x");
+    }
+    let started = std::time::Instant::now();
+    let response = raw_request(
+        port,
+        b"GET /v2/stream/recentchange HTTP/1.1\r\n\r\n",
+        Duration::from_secs(1),
+    );
+    let took = started.elapsed();
+    println!("a well-behaved client among 300 slow ones: first bytes in {took:?}");
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.contains("data: "),
+        "{response}"
+    );
+    drop(slow);
+    scenario.stop();
+}
+
+#[test]
+fn cat_verify_and_serve_agree_on_a_damaged_directory() {
+    use std::io::{Seek, SeekFrom, Write};
+    let scenario = Scenario::events(make_events(600, 1)).serve(&["--rate", "1000"]);
+    let finished = scenario.archive(&["--max-events", "600", "--checkpoint-interval", "0.05"]);
+    finished.expect(0, &[]);
+    scenario.stop();
+    let dir = &scenario.output_dir;
+    let files = util::data_files(dir);
+    let file = dir.join(&files[0]);
+    let len = fs::metadata(&file).expect("metadata").len();
+    // A flipped byte in the middle, and a torn tail at the end.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .expect("open");
+    f.seek(SeekFrom::Start(len / 2)).expect("seek");
+    f.write_all(b"\xff\xff\xff\xff").expect("damage");
+    f.set_len(len - 7).expect("truncate");
+    drop(f);
+    // And a file that cannot be read: a link where an archive file would be.
+    let name = files[0].replace("-000001.", "-000099.");
+    std::os::unix::fs::symlink(&file, dir.join(&name)).expect("symlink");
+    let path = dir.to_str().expect("utf-8");
+    let cat = util::run_binary(
+        &["cat", "--count", path],
+        scenario.path(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(cat.status.code(), Some(1), "{}", cat.stderr);
+    let total: u64 = cat
+        .stdout
+        .lines()
+        .last()
+        .and_then(|line| line.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a total: {}", cat.stdout));
+    assert!(total > 0 && total < 600, "{total}");
+    let verify = util::run_binary(
+        &["verify", "--json", path],
+        scenario.path(),
+        Duration::from_secs(30),
+    );
+    let report: serde_json::Value = serde_json::from_str(&verify.stdout).expect("json");
+    assert_eq!(report["events"].as_u64(), Some(total), "{report}");
+    let replay = util::Serve::start(dir, &[], scenario.path());
+    let tail = Running::start(
+        {
+            let mut cmd = util::command();
+            cmd.args(["tail", "--url", &replay.url(), "--format", "json"]);
+            cmd
+        },
+        scenario.path(),
+        "tail",
+    );
+    util::wait_for("serve to send everything", Duration::from_secs(30), || {
+        replay.stderr().contains("events sent")
+    });
+    let log = replay.stderr();
+    drop(tail);
+    replay.stop();
+    assert!(
+        log.contains(&format!("all {total} events sent")),
+        "cat: {total}; {log}"
+    );
+}

@@ -4,7 +4,9 @@
 //! A file is a series of gzip members (one per checkpoint). A member's lines are handed on only
 //! after its trailer has been checked, so a flipped byte or a torn tail never yields a wrong
 //! line; reading stops at the first bad member and says where it was. Used by recovery at start
-//! (`intact_prefix`), `cat` and `verify`. It does not list directories or parse JSON.
+//! (`intact_prefix`), `cat` and `verify`, and by `serve` through the pull reader `MemberLines`,
+//! so that all of them hand on the same lines of a damaged file. It does not list directories
+//! or parse JSON.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -181,6 +183,107 @@ fn read_lines_of(
         report.text_bytes += pending.len() as u64;
     }
     Ok(report)
+}
+
+/// The lines of a gzip archive file, one at a time, by the same rule as `read_lines`: a
+/// member's lines come out only once its CRC and length checked (or, past
+/// `MEMBER_BUFFER_BYTES` of it, before), and reading ends at the first bad member.
+pub struct MemberLines {
+    /// The file between members; `None` inside a member or once ended.
+    between: Option<BufReader<File>>,
+    decoder: Option<flate2::bufread::GzDecoder<BufReader<File>>>,
+    /// Decoded text; `text[start..checked]` may be handed on.
+    text: Vec<u8>,
+    start: usize,
+    checked: usize,
+    buf: Vec<u8>,
+    /// Why reading ended early, once it did.
+    damage: Option<io::Error>,
+}
+
+impl MemberLines {
+    /// Reads `file`, positioned at a member start.
+    pub fn new(file: BufReader<File>) -> MemberLines {
+        MemberLines {
+            between: Some(file),
+            decoder: None,
+            text: Vec::new(),
+            start: 0,
+            checked: 0,
+            buf: vec![0u8; FILE_BUFFER_BYTES],
+            damage: None,
+        }
+    }
+
+    /// The next line (without its newline); `None` at the end, or at damage (`damage` says).
+    pub fn next_line(&mut self) -> Option<&[u8]> {
+        loop {
+            let ready = &self.text[self.start..self.checked];
+            if let Some(len) = ready.iter().position(|&b| b == b'\n') {
+                let line = self.start..self.start + len;
+                self.start += len + 1;
+                return Some(&self.text[line]);
+            }
+            if !self.decode_more() {
+                // Archive lines end in a newline; a last checked line without one still counts.
+                let rest = self.start..self.checked;
+                self.start = self.checked;
+                return (!rest.is_empty()).then(|| &self.text[rest]);
+            }
+        }
+    }
+
+    /// What ended reading early, if anything did.
+    pub fn damage(&self) -> Option<&io::Error> {
+        self.damage.as_ref()
+    }
+
+    /// Decodes more of the file; `false` at its end or at damage.
+    fn decode_more(&mut self) -> bool {
+        if self.decoder.is_none() {
+            let Some(mut file) = self.between.take() else {
+                return false;
+            };
+            match file.fill_buf() {
+                Ok([]) => return false,
+                Ok(_) => {}
+                Err(e) => {
+                    self.damage = Some(e);
+                    return false;
+                }
+            }
+            // Keep what is not handed on yet (an unfinished line) at the front.
+            self.text.drain(..self.start);
+            self.checked -= self.start;
+            self.start = 0;
+            self.decoder = Some(flate2::bufread::GzDecoder::new(file));
+        }
+        let decoder = self.decoder.as_mut().expect("inside a member");
+        match decoder.read(&mut self.buf) {
+            Ok(0) => {
+                // The trailer checked: the whole member may be handed on.
+                self.checked = self.text.len();
+                let decoder = self.decoder.take().expect("inside a member");
+                self.between = Some(decoder.into_inner());
+            }
+            Ok(n) => {
+                self.text.extend_from_slice(&self.buf[..n]);
+                if self.text.len() - self.start > MEMBER_BUFFER_BYTES
+                    && let Some(last) = self.text.iter().rposition(|&b| b == b'\n')
+                {
+                    self.checked = self.checked.max(last + 1);
+                }
+            }
+            Err(e) => {
+                // Nothing unchecked of this member is handed on.
+                self.text.truncate(self.checked);
+                self.decoder = None;
+                self.damage = Some(e);
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// Hands on the complete lines at the front of `pending`, keeping an unfinished last line.

@@ -493,8 +493,9 @@ pub static FLAGS: &[Flag] = &[
         "max-connections-per-ip",
         Some("N"),
         "answer 429 to more than N open streams from one address\n\
-         [default: unlimited]",
+         {default}",
     )
+    .default(Number(d::SERVE_MAX_CONNECTIONS_PER_IP))
     .takes(SERVE, Group::Serve),
     flag(
         "keepalive",

@@ -78,9 +78,12 @@ pub(super) fn serve_config(raw: Args) -> Result<serve::Config, Error> {
             Some("id-offsets") => serve::IdMarks::Offsets,
             _ => serve::IdMarks::Timestamps,
         },
-        max_connections_per_ip: read(&raw, "max-connections-per-ip", |flag, v| {
-            Ok(number(flag, v, 1, 100_000)? as usize)
-        })?,
+        max_connections_per_ip: read_or(
+            &raw,
+            "max-connections-per-ip",
+            d::SERVE_MAX_CONNECTIONS_PER_IP,
+            |flag, v| number(flag, v, 1, 100_000),
+        )? as usize,
         chaos_seed: read(&raw, "chaos", |flag, v| number(flag, v, 0, u64::MAX))?,
         inputs: raw.values("input").map(PathBuf::from).collect(),
     };

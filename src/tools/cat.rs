@@ -191,7 +191,12 @@ pub fn run(args: &Config) -> Result<bool, Error> {
         let report = match result {
             Ok(report) => report,
             Err(ReadError::Sink(e)) => return quiet_on_closed_pipe(e).map(|()| true),
-            Err(ReadError::File(e)) => return Err(Error::from_archive(e)),
+            Err(ReadError::File(e)) => {
+                // Reported, and the rest is read: as `verify` does; the exit says it (1).
+                eprintln!("wikistream-archiver: {e}: skipped");
+                all_intact = false;
+                continue;
+            }
         };
         all_intact &= !report_damage(&input.path, input.open, &report);
         n_total += n_kept;

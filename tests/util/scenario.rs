@@ -55,6 +55,12 @@ impl Scenario {
         upstream.as_ref().expect("the upstream is running").url()
     }
 
+    /// The upstream's port.
+    pub fn upstream_port(&self) -> u16 {
+        let upstream = self.upstream.borrow();
+        upstream.as_ref().expect("the upstream is running").port
+    }
+
     /// The temp dir (logs, scripts, inputs).
     pub fn path(&self) -> &Path {
         self.dir.path()

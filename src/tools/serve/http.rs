@@ -6,13 +6,14 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::httpd::{self, reason_phrase};
 
 /// Largest request head accepted; EventStreams clients send a few hundred bytes.
 const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
-/// A client that does not finish its request head in this time is dropped.
+/// A client that does not finish its request head within this time of its connection is
+/// dropped: one deadline from accept, not per read, so that trickling bytes buys no time.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The parts of a request this server looks at.
@@ -27,9 +28,10 @@ pub(super) struct Request {
     pub(super) user_agent: Option<String>,
 }
 
-/// Reads a request head (up to the empty line) and picks out what we need.
-pub(super) fn read_request(socket: &mut TcpStream) -> io::Result<Request> {
-    socket.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+/// Reads a request head (up to the empty line) by `REQUEST_TIMEOUT` after `accepted_at`, and
+/// picks out what we need.
+pub(super) fn read_request(socket: &mut TcpStream, accepted_at: Instant) -> io::Result<Request> {
+    let deadline = accepted_at + REQUEST_TIMEOUT;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let end = loop {
@@ -42,6 +44,14 @@ pub(super) fn read_request(socket: &mut TcpStream) -> io::Result<Request> {
                 "request head too large",
             ));
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no complete request head in time",
+            ));
+        }
+        socket.set_read_timeout(Some(left))?;
         let n = socket.read(&mut buf)?;
         if n == 0 {
             return Err(io::Error::new(
@@ -134,18 +144,19 @@ pub(super) fn respond(
     socket.shutdown(Shutdown::Both)
 }
 
-/// An error in the shape of EventStreams' (HyperSwitch) JSON error bodies.
+/// An error in the shape of EventStreams' (HyperSwitch) JSON error bodies, for a request with
+/// `method` (lower case in the body, as theirs).
 pub(super) fn respond_error(
     socket: &mut TcpStream,
     code: u16,
-    uri: &str,
+    (method, uri): (&str, &str),
     detail: &str,
 ) -> io::Result<()> {
     let body = serde_json::json!({
         "type": "https://mediawiki.org/wiki/HyperSwitch/errors/".to_string()
             + &reason_phrase(code).to_lowercase().replace(' ', "_"),
         "title": reason_phrase(code),
-        "method": "get",
+        "method": method.to_ascii_lowercase(),
         "detail": detail,
         "uri": uri,
         "status": code,

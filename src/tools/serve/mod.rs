@@ -21,13 +21,13 @@ mod route;
 mod source;
 mod stream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use self::http::{read_request, respond, respond_error};
 pub use self::position::IdMarks;
@@ -56,8 +56,8 @@ pub struct Config {
     pub keepalive: Duration,
     /// What the ids carry.
     pub id_marks: IdMarks,
-    /// More connections from one address get 429.
-    pub max_connections_per_ip: Option<usize>,
+    /// More streams from one address get 429.
+    pub max_connections_per_ip: usize,
     /// `--chaos SEED`: random disconnects, cuts and stalls, reproducible from the seed.
     pub chaos_seed: Option<u64>,
 }
@@ -68,6 +68,9 @@ const MAX_CONNECTIONS: usize = 256;
 /// After a failed accept (no file descriptors left), wait this long, doubling up to the max.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long a new client waits for the slot of a connection ended for it: that thread only has
+/// to see its read fail.
+const RECLAIM_WAIT: Duration = Duration::from_millis(100);
 
 /// State shared by all connections: what makes "first request" and "once" faults happen once,
 /// and the connections per client address.
@@ -79,6 +82,41 @@ struct Shared {
     connections: Mutex<HashMap<IpAddr, usize>>,
     /// Connections being served, for `MAX_CONNECTIONS`.
     n_connections: Arc<AtomicUsize>,
+    /// Connections still waiting for their request head, oldest first (a second handle on
+    /// each): when every slot is held, a new client takes the slot of the oldest one.
+    waiting: Mutex<VecDeque<(u64, TcpStream)>>,
+    n_accepted: AtomicU64,
+}
+
+impl Shared {
+    /// Takes a connection slot; when all are held, ends the connection that has waited longest
+    /// for its request head and takes its slot once its thread lets go (within `RECLAIM_WAIT`).
+    fn take_slot(&self) -> Option<Busy> {
+        if let Some(slot) = Busy::take(&self.n_connections) {
+            return Some(slot);
+        }
+        let oldest = lock(&self.waiting).pop_front();
+        let (_, socket) = oldest?;
+        let _ = socket.shutdown(Shutdown::Both);
+        let until = Instant::now() + RECLAIM_WAIT;
+        while Instant::now() < until {
+            if let Some(slot) = Busy::take(&self.n_connections) {
+                return Some(slot);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// Connection `id` has its request head, or gave up on it.
+    fn done_waiting(&self, id: u64) {
+        lock(&self.waiting).retain(|(waiting, _)| *waiting != id);
+    }
+}
+
+/// `mutex` locked, even after a thread panicked while holding it (the data stays usable).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counts a client's open connection while it lives.
@@ -90,13 +128,9 @@ struct ConnectionSlot<'a> {
 impl<'a> ConnectionSlot<'a> {
     /// A slot for a connection from `ip`, unless `--max-connections-per-ip` are open already.
     fn take(shared: &'a Shared, ip: IpAddr) -> Option<ConnectionSlot<'a>> {
-        let mut connections = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut connections = lock(&shared.connections);
         let n = connections.entry(ip).or_insert(0);
-        if shared
-            .args
-            .max_connections_per_ip
-            .is_some_and(|max| *n >= max)
-        {
+        if *n >= shared.args.max_connections_per_ip {
             return None;
         }
         *n += 1;
@@ -150,6 +184,8 @@ pub fn run(args: Config) -> Result<(), Error> {
         stalled: AtomicBool::new(false),
         connections: Mutex::new(HashMap::new()),
         n_connections: Arc::new(AtomicUsize::new(0)),
+        waiting: Mutex::new(VecDeque::new()),
+        n_accepted: AtomicU64::new(0),
     });
     let mut accept_errors = LogLimiter::default();
     let mut spawn_errors = LogLimiter::default();
@@ -174,10 +210,15 @@ pub fn run(args: Config) -> Result<(), Error> {
                 continue;
             }
         };
-        let Some(slot) = Busy::take(&shared.n_connections) else {
+        let accepted_at = Instant::now();
+        let Some(slot) = shared.take_slot() else {
             refuse_busy(socket);
             continue;
         };
+        let id = shared.n_accepted.fetch_add(1, Ordering::Relaxed);
+        if let Ok(handle) = socket.try_clone() {
+            lock(&shared.waiting).push_back((id, handle));
+        }
         let worker = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("serve".into())
@@ -186,7 +227,7 @@ pub fn run(args: Config) -> Result<(), Error> {
                 let peer = socket
                     .peer_addr()
                     .map_or_else(|_| "?".to_string(), |a| a.to_string());
-                if let Err(e) = handle_connection(socket, &worker) {
+                if let Err(e) = handle_connection(socket, &worker, id, accepted_at) {
                     log::debug!("connection from {peer} ended: {e}");
                 }
             });
@@ -236,8 +277,15 @@ impl Drop for Busy {
     }
 }
 
-fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
-    let request = read_request(&mut socket)?;
+fn handle_connection(
+    mut socket: TcpStream,
+    shared: &Shared,
+    id: u64,
+    accepted_at: Instant,
+) -> io::Result<()> {
+    let request = read_request(&mut socket, accepted_at);
+    shared.done_waiting(id);
+    let request = request?;
     let request_idx = shared.n_requests.fetch_add(1, Ordering::SeqCst);
     let uri = request.path.clone();
     log::info!(
@@ -247,19 +295,22 @@ fn handle_connection(mut socket: TcpStream, shared: &Shared) -> io::Result<()> {
     );
     if let Some((code, flag)) = injected_status(&shared.args, request_idx) {
         log::info!("answering request {} with {code} ({flag})", request_idx + 1);
-        return respond_error(&mut socket, code, &uri, &format!("injected by {flag}"));
+        let detail = format!("injected by {flag}");
+        return respond_error(&mut socket, code, (&request.method, &uri), &detail);
     }
     let wanted = match route(&request, &shared.catalog) {
         Route::Preflight => return respond(&mut socket, 204, "text/plain", ""),
         Route::Info(info) => return respond(&mut socket, 200, "application/json", &info),
-        Route::Refuse { code, detail } => return respond_error(&mut socket, code, &uri, &detail),
+        Route::Refuse { code, detail } => {
+            return respond_error(&mut socket, code, (&request.method, &uri), &detail);
+        }
         Route::Stream(wanted) => wanted,
     };
     let ip = socket.peer_addr()?.ip();
     let Some(_slot) = ConnectionSlot::take(shared, ip) else {
         log::info!("refusing {ip}: --max-connections-per-ip reached");
         let detail = "Too many concurrent connections from your client IP address";
-        return respond_error(&mut socket, 429, &uri, detail);
+        return respond_error(&mut socket, 429, (&request.method, &uri), detail);
     };
     log::info!(
         "{} {} (since {:?}, Last-Event-ID {:?})",

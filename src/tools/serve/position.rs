@@ -31,19 +31,29 @@ pub(super) fn parse_last_event_id(id: &str) -> Option<Vec<Entry>> {
     let entries: Vec<Entry> = value
         .as_array()?
         .iter()
-        .filter_map(|entry| {
-            let mark = match (entry["offset"].as_i64(), entry["timestamp"].as_i64()) {
-                // Kafka's "no position yet": this entry does not constrain anything.
-                (Some(offset), _) if offset >= 0 => Mark::Offset(offset),
-                (_, Some(ms)) => Mark::Timestamp(ms),
-                _ => return None,
+        .map(|entry| {
+            // A position that is there but not an integer that fits is no id of ours: it must
+            // not silently mean "from the start".
+            let number = |key: &str| match &entry[key] {
+                serde_json::Value::Null => Ok(None),
+                value => value.as_i64().map(Some).ok_or(()),
             };
-            Some(Entry {
+            let mark = match (number("offset")?, number("timestamp")?) {
+                // Kafka's "no position yet": this entry does not constrain anything.
+                (Some(offset), _) if offset >= 0 => Some(Mark::Offset(offset)),
+                (_, Some(ms)) => Some(Mark::Timestamp(ms)),
+                _ => None,
+            };
+            Ok(mark.map(|mark| Entry {
                 topic: entry["topic"].as_str().map(String::from),
                 partition: entry["partition"].as_i64().unwrap_or(0),
                 mark,
-            })
+            }))
         })
+        .collect::<Result<Vec<Option<Entry>>, ()>>()
+        .ok()?
+        .into_iter()
+        .flatten()
         .collect();
     (!value.as_array()?.is_empty()).then_some(entries)
 }

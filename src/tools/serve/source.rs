@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::archive::reader::FILE_BUFFER_BYTES;
+use crate::archive::reader::{FILE_BUFFER_BYTES, MemberLines};
 use crate::archive::{self, partition, seek};
 use crate::tools::Error;
 
@@ -114,11 +114,17 @@ impl ArchivedEvent {
     }
 }
 
+/// The lines of one input file: plain NDJSON, or gzip read member by checked member.
+enum Lines {
+    Plain(BufReader<File>),
+    Gzip(Box<MemberLines>),
+}
+
 /// Reads the events of one input's files in order, streaming from gzip or plain NDJSON, each
 /// file from its start offset (a line or member start).
 struct SourceReader {
     files: std::vec::IntoIter<(PathBuf, u64)>,
-    current: Option<(PathBuf, Box<dyn BufRead + Send>)>,
+    current: Option<(PathBuf, Lines)>,
     line: Vec<u8>,
 }
 
@@ -147,18 +153,16 @@ impl SourceReader {
         out
     }
 
-    fn open(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
+    fn open(path: &Path, offset: u64) -> io::Result<Lines> {
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(offset))?;
         let mut file = BufReader::with_capacity(FILE_BUFFER_BYTES, file);
         // Peek at the gzip magic without consuming it.
         let is_gzip = file.fill_buf()?.starts_with(&[0x1f, 0x8b]);
         Ok(match is_gzip {
-            true => Box::new(BufReader::with_capacity(
-                FILE_BUFFER_BYTES,
-                flate2::bufread::MultiGzDecoder::new(file),
-            )),
-            false => Box::new(file),
+            // CRC-checked members only, as `cat` and `verify` read them.
+            true => Lines::Gzip(Box::new(MemberLines::new(file))),
+            false => Lines::Plain(file),
         })
     }
 
@@ -178,9 +182,22 @@ impl SourceReader {
             }
             let (path, reader) = self.current.as_mut().expect("opened above");
             self.line.clear();
-            match reader.read_until(b'\n', &mut self.line) {
-                Ok(0) => self.current = None,
-                Ok(_) => {
+            let read = match reader {
+                Lines::Plain(file) => file.read_until(b'\n', &mut self.line).map(|n| n > 0),
+                Lines::Gzip(members) => match members.next_line() {
+                    Some(line) => {
+                        self.line.extend_from_slice(line);
+                        Ok(true)
+                    }
+                    None => match members.damage() {
+                        Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                        None => Ok(false),
+                    },
+                },
+            };
+            match read {
+                Ok(false) => self.current = None,
+                Ok(true) => {
                     while self.line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
                         self.line.pop();
                     }
