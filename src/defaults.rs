@@ -57,9 +57,11 @@ pub const SERVE_RETRY_AFTER_SECS: u64 = 1;
 /// Streams beyond the asked-for ones that one run writes (partitioned layout): a multi-stream
 /// connection names its streams, so any more are a misconfigured or hostile upstream.
 pub const MAX_STREAMS: u64 = 32;
-/// Event files open at once: one per stream, two around midnight, for several streams, at
-/// some hundreds of KB of compressor state each; far below the packaged `LimitNOFILE=1024`.
-pub const MAX_OPEN_FILES: u64 = 16;
+/// Event files open at once: one per stream, two around midnight, for a few streams. Each holds
+/// a compressor of some hundreds of KB, so this bounds what a hostile upstream can make the
+/// archiver hold (a few MB), far below the packaged `LimitNOFILE=1024`; more streams still
+/// work, with more, smaller files.
+pub const MAX_OPEN_FILES: u64 = 8;
 /// `serve`'s streams per client address: EventStreams has such a limit too (about two); 32 lets
 /// several tools on one host share a replay, and bounds what one address can hold.
 pub const SERVE_MAX_CONNECTIONS_PER_IP: u64 = 32;
