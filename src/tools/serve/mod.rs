@@ -215,24 +215,9 @@ pub fn run(args: Config) -> Result<(), Error> {
             refuse_busy(socket);
             continue;
         };
-        let id = shared.n_accepted.fetch_add(1, Ordering::Relaxed);
-        if let Ok(handle) = socket.try_clone() {
-            lock(&shared.waiting).push_back((id, handle));
-        }
-        let worker = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new()
-            .name("serve".into())
-            .spawn(move || {
-                let _slot = slot;
-                let peer = socket
-                    .peer_addr()
-                    .map_or_else(|_| "?".to_string(), |a| a.to_string());
-                if let Err(e) = handle_connection(socket, &worker, id, accepted_at) {
-                    log::debug!("connection from {peer} ended: {e}");
-                }
-            });
-        // On failure the closure, and with it the socket, is dropped: the client sees a close.
-        if let Err(e) = spawned
+        // On failure the thread's closure, and with it the socket, is dropped: the client
+        // sees a close.
+        if let Err(e) = spawn_connection(&shared, socket, slot, accepted_at)
             && let Some(n_held_back) = spawn_errors.allow()
         {
             log::warn!(
@@ -241,6 +226,36 @@ pub fn run(args: Config) -> Result<(), Error> {
             );
         }
     }
+}
+
+/// Serves `socket` on a thread of its own, holding `slot`; it waits for its request head
+/// among `Shared::waiting` until it has it.
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    socket: TcpStream,
+    slot: Busy,
+    accepted_at: Instant,
+) -> io::Result<()> {
+    let id = shared.n_accepted.fetch_add(1, Ordering::Relaxed);
+    if let Ok(handle) = socket.try_clone() {
+        lock(&shared.waiting).push_back((id, handle));
+    }
+    let worker = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name("serve".into())
+        .spawn(move || {
+            let _slot = slot;
+            let peer = socket
+                .peer_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string());
+            if let Err(e) = handle_connection(socket, &worker, id, accepted_at) {
+                log::debug!("connection from {peer} ended: {e}");
+            }
+        });
+    if spawned.is_err() {
+        shared.done_waiting(id);
+    }
+    spawned.map(drop)
 }
 
 /// ", N more like it" for a log line that stands for several.
