@@ -106,24 +106,30 @@ pub struct Summary {
 /// How many distinct reject reasons `verify` tells apart: the archiver writes about ten; a
 /// damaged or foreign rejects file must not grow the map without bound.
 const MAX_REJECT_REASONS: usize = 32;
+/// How a rejects line names its reason.
+const REASON_KEY: &[u8] = b"\"reason\":\"";
 
 impl Summary {
-    /// Counts one line of a rejects file.
+    /// Counts one line of a rejects file, by the reason it gives: the archiver writes
+    /// `"reason":"…"` with a label of lower case letters and `_`; anything else is `other`.
     pub fn reject(&mut self, line: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Reject<'a> {
-            #[serde(borrow)]
-            reason: Option<std::borrow::Cow<'a, str>>,
-        }
         self.n_rejects += 1;
-        let reason = serde_json::from_slice::<Reject<'_>>(line)
-            .ok()
-            .and_then(|r| r.reason)
+        let reason = line
+            .windows(REASON_KEY.len())
+            .position(|w| w == REASON_KEY)
+            .map(|at| &line[at + REASON_KEY.len()..])
+            .and_then(|rest| {
+                let end = rest.iter().position(|&b| b == b'"')?;
+                let label = &rest[..end];
+                let is_label = (1..=32).contains(&label.len())
+                    && label.iter().all(|&b| b.is_ascii_lowercase() || b == b'_');
+                is_label.then(|| String::from_utf8_lossy(label).into_owned())
+            })
             .filter(|r| {
-                self.rejects_by_reason.contains_key(r.as_ref())
+                self.rejects_by_reason.contains_key(r)
                     || self.rejects_by_reason.len() < MAX_REJECT_REASONS
             });
-        let key = reason.map_or_else(|| "other".to_string(), |r| r.into_owned());
+        let key = reason.unwrap_or_else(|| "other".to_string());
         *self.rejects_by_reason.entry(key).or_insert(0) += 1;
     }
 
@@ -393,5 +399,27 @@ mod tests {
         assert!(text.contains("1 duplicate meta.ids"), "{text}");
         assert!(text.contains("t[0] 1..10 (8 missing)"), "{text}");
         assert_eq!(to_json(Path::new("d"), summary)["time_gaps"]["count"], 1);
+    }
+
+    #[test]
+    fn rejects_are_counted_by_the_reason_they_give() {
+        let mut summary = Summary::default();
+        for line in [
+            &br#"{"received_at":"2025-01-31T12:00:00Z","reason":"bad_date","event":"message"}"#[..],
+            br#"{"reason":"bad_date"}"#,
+            br#"{"reason":"bad_stream"}"#,
+            br#"{"reason":"Not A Label"}"#,
+            b"not json at all",
+        ] {
+            summary.reject(line);
+        }
+        for n in 0..40 {
+            summary.reject(format!("{{\"reason\":\"r{}\"}}", "x".repeat(n % 30 + 1)).as_bytes());
+        }
+        assert_eq!(summary.n_rejects, 45);
+        assert_eq!(summary.rejects_by_reason["bad_date"], 2);
+        assert_eq!(summary.rejects_by_reason["bad_stream"], 1);
+        assert!(summary.rejects_by_reason.len() <= MAX_REJECT_REASONS + 1);
+        assert!(summary.rejects_by_reason["other"] >= 2);
     }
 }
