@@ -24,11 +24,16 @@ fuzz_target!(|input: &[u8]| {
             Place {
                 stream: Field::of(meta.stream.as_deref(), meta.stream_unreadable),
                 dt: Field::of(meta.dt.as_deref(), meta.dt_unreadable),
+                dt_ms: meta.dt.as_deref().and_then(times::parse_rfc3339_ms),
             }
         }
         _ => {
             let (stream, dt) = text.split_once('\n').unwrap_or((text, ""));
-            Place { stream: Field::Text(stream), dt: Field::Text(dt) }
+            Place {
+                stream: Field::Text(stream),
+                dt: Field::Text(dt),
+                dt_ms: times::parse_rfc3339_ms(dt),
+            }
         }
     };
     let Ok((stream, time)) = partition::place(&place, &asked, now) else { return };

@@ -78,6 +78,8 @@ impl<'a> Field<'a> {
 pub struct Place<'a> {
     pub stream: Field<'a>,
     pub dt: Field<'a>,
+    /// `dt` in Unix ms, when it is text that reads as RFC 3339: the caller parses it, once.
+    pub dt_ms: Option<i64>,
 }
 
 /// Where an event belongs in the partitioned layout: its stream directory and the time that
@@ -104,14 +106,15 @@ pub fn place<'a>(
     if !is_safe_stream_name(stream) {
         return Err(RejectReason::BadStream);
     }
-    let Field::Text(dt) = place.dt else {
-        return Err(RejectReason::BadDate);
-    };
     let latest = crate::times::unix_ms(now).saturating_add(MAX_DT_AHEAD_MS);
-    let time = crate::times::parse_rfc3339(dt)
-        .filter(|t| (EARLIEST_DT_MS..=latest).contains(&crate::times::unix_ms(*t)))
-        .ok_or(RejectReason::BadDate)?;
-    Ok((stream, time))
+    let ms = match place.dt {
+        Field::Text(_) => place
+            .dt_ms
+            .filter(|ms| (EARLIEST_DT_MS..=latest).contains(ms)),
+        Field::Absent | Field::Unreadable => None,
+    };
+    let time = ms.and_then(|ms| OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok());
+    Ok((stream, time.ok_or(RejectReason::BadDate)?))
 }
 
 /// The partition of one open event file.
@@ -337,16 +340,25 @@ mod tests {
     fn places_come_from_safe_names_and_readable_dates_only() {
         let asked = vec!["recentchange".to_string()];
         let now = datetime!(2024-11-23 12:00 UTC);
-        let at = |stream, dt| place(&Place { stream, dt }, &asked, now);
+        let at = |stream: Field<'static>, dt: Field<'static>| {
+            let dt_ms = match dt {
+                Field::Text(text) => crate::times::parse_rfc3339_ms(text),
+                _ => None,
+            };
+            place(&Place { stream, dt, dt_ms }, &asked, now).map(|(s, t)| (s.to_string(), t))
+        };
         let dt = Field::Text("2024-11-23T11:59:59Z");
         assert_eq!(
             at(Field::Text("mediawiki.recentchange"), dt),
-            Ok(("recentchange", datetime!(2024-11-23 11:59:59 UTC)))
+            Ok(("recentchange".into(), datetime!(2024-11-23 11:59:59 UTC)))
         );
-        assert_eq!(at(Field::Absent, dt).map(|p| p.0), Ok("recentchange"));
+        assert_eq!(
+            at(Field::Absent, dt).map(|p| p.0),
+            Ok("recentchange".into())
+        );
         assert_eq!(
             at(Field::Text("mediawiki.page-create"), dt).map(|p| p.0),
-            Ok("mediawiki.page-create")
+            Ok("mediawiki.page-create".into())
         );
         for stream in [
             Field::Text(".."),
@@ -384,6 +396,7 @@ mod tests {
             &Place {
                 stream: Field::Absent,
                 dt,
+                dt_ms: Some(1_732_363_199_000),
             },
             &none,
             now,

@@ -271,9 +271,11 @@ impl Session {
         gap: &mut GapCheck,
     ) -> Result<Option<RejectReason>, Stop> {
         self.complete_due(now).map_err(Stop::ArchiveFailed)?;
+        let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
         let place = archive::Place {
             stream: Field::of(meta.stream.as_deref(), meta.stream_unreadable),
             dt: Field::of(meta.dt.as_deref(), meta.dt_unreadable),
+            dt_ms,
         };
         if let Some((archive, point)) = self.archive_and_point() {
             let appended = archive.append(data, &place, now, point);
@@ -285,7 +287,6 @@ impl Session {
                 return Ok(Some(reason));
             }
         }
-        let dt_ms = meta.dt.as_deref().and_then(times::parse_rfc3339_ms);
         if let (Some(dt), Some(_)) = (&meta.dt, dt_ms)
             && std::mem::replace(gap, GapCheck::Done) == GapCheck::Pending
         {
