@@ -44,6 +44,8 @@ serve_first() {
     for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
     port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
     python3 tests/bench/first_event.py 127.0.0.1 "$port" "/v2/stream/recentchange?since=$since"
+    # Called in a command substitution, a subshell: its serve must stop here, where its pid is.
+    stop_serve
 }
 
 first_line() {
