@@ -32,7 +32,7 @@ impl Session {
         }
     }
 
-    pub(super) fn checkpoint(&mut self) -> Result<(), archive::Error> {
+    fn checkpoint(&mut self) -> Result<(), archive::Error> {
         if let Some((archive, point)) = self.archive_and_point() {
             archive.checkpoint(point)?;
         }
