@@ -12,7 +12,7 @@ use super::naming::{self, Layout, Naming};
 use super::partition::{self, Place, Target};
 use super::rotate::RotationReason;
 use super::writer::{PartFile, create_dirs};
-use super::{Appended, Archive, Error, ResumePoint, WritingFile};
+use super::{Appended, Archive, Error, ResumePoint};
 use crate::event::RejectReason;
 
 /// Descriptors kept free below the number at which they ran out: a checkpoint's temporary file,
@@ -84,12 +84,9 @@ impl Archive {
         now: OffsetDateTime,
         point: &ResumePoint,
     ) -> Result<usize, Error> {
-        let open: Vec<_> = self
-            .event_files
-            .iter()
-            .map(WritingFile::partition)
-            .collect();
-        let route = partition::route(&open, &stream, event_time);
+        let files = &self.event_files;
+        let open = |idx: usize| files[idx].partition();
+        let route = partition::route(files.len(), open, &stream, event_time);
         let mut done = Vec::with_capacity(route.complete.len());
         for &idx in route.complete.iter().rev() {
             done.push(self.event_files.remove(idx));

@@ -143,33 +143,36 @@ pub enum Target {
     New(Date),
 }
 
-/// Routes an event of `stream` at `event_time` among the open files (`None` for one that is
-/// not an event file of the partitioned layout, such as a flat file). A file of the stream for
+/// Routes an event of `stream` at `event_time` among the `n_open` open files, `open(idx)` the
+/// partition of each (`None` for one that is not an event file of the partitioned layout, such
+/// as a flat file); it asks instead of taking a slice so that the caller, on every event, need
+/// not collect one. A file of the stream for
 /// an earlier day is completed once the event lies `STRAGGLER_GRACE_MS` past that day's end; the
 /// event goes to its stream's open file of its own date, or to a new one, for which the oldest
 /// open file of the stream is completed when the stream has `MAX_OPEN_PER_STREAM` open.
-pub fn route(
-    open: &[Option<OpenPartition<'_>>],
+pub fn route<'a>(
+    n_open: usize,
+    open: impl Fn(usize) -> Option<OpenPartition<'a>>,
     stream: &str,
     event_time: OffsetDateTime,
 ) -> Route {
     let date = event_time.date();
     let event_ms = crate::times::unix_ms(event_time);
-    let of_stream = |idx: usize| open[idx].filter(|p| p.stream == stream);
-    let mut complete: Vec<usize> = (0..open.len())
+    let of_stream = |idx: usize| open(idx).filter(|p| p.stream == stream);
+    let mut complete: Vec<usize> = (0..n_open)
         .filter(|&idx| {
             of_stream(idx).is_some_and(|p| {
                 p.date < date && day_end_ms(p.date).saturating_add(STRAGGLER_GRACE_MS) <= event_ms
             })
         })
         .collect();
-    let same_date = (0..open.len()).find(|&idx| of_stream(idx).is_some_and(|p| p.date == date));
+    let same_date = (0..n_open).find(|&idx| of_stream(idx).is_some_and(|p| p.date == date));
     let target = match same_date {
         Some(idx) if !complete.contains(&idx) => {
             Target::Open(idx - complete.iter().filter(|&&c| c < idx).count())
         }
         _ => {
-            let staying: Vec<usize> = (0..open.len())
+            let staying: Vec<usize> = (0..n_open)
                 .filter(|idx| of_stream(*idx).is_some() && !complete.contains(idx))
                 .collect();
             if staying.len() >= MAX_OPEN_PER_STREAM {
@@ -208,6 +211,14 @@ mod tests {
 
     use super::*;
 
+    fn route_in(
+        open: &[Option<OpenPartition<'_>>],
+        stream: &str,
+        event_time: OffsetDateTime,
+    ) -> Route {
+        route(open.len(), |idx| open[idx], stream, event_time)
+    }
+
     fn at(stream: &str, opened_at: OffsetDateTime) -> Option<OpenPartition<'_>> {
         Some(OpenPartition {
             stream,
@@ -222,7 +233,7 @@ mod tests {
             at("page-create", datetime!(2024-11-23 10:00 UTC)),
             at("recentchange", datetime!(2024-11-23 10:00 UTC)),
         ];
-        let route = route(&open, "recentchange", datetime!(2024-11-23 23:59 UTC));
+        let route = route_in(&open, "recentchange", datetime!(2024-11-23 23:59 UTC));
         assert_eq!(route.complete, Vec::<usize>::new());
         assert_eq!(route.target, Target::Open(1));
     }
@@ -230,7 +241,7 @@ mod tests {
     #[test]
     fn the_day_stays_open_through_the_grace_and_closes_after_it() {
         let open = [at("recentchange", datetime!(2024-11-23 10:00 UTC))];
-        let within = route(
+        let within = route_in(
             &open,
             "recentchange",
             datetime!(2024-11-24 00:04:59.999 UTC),
@@ -240,7 +251,7 @@ mod tests {
             within.target,
             Target::New(time::macros::date!(2024 - 11 - 24))
         );
-        let past = route(&open, "recentchange", datetime!(2024-11-24 00:05 UTC));
+        let past = route_in(&open, "recentchange", datetime!(2024-11-24 00:05 UTC));
         assert_eq!(past.complete, vec![0]);
         assert_eq!(
             past.target,
@@ -255,10 +266,10 @@ mod tests {
             at("recentchange", datetime!(2024-11-23 10:00 UTC)),
             at("recentchange", datetime!(2024-11-24 00:00:01 UTC)),
         ];
-        let straggler = route(&open, "recentchange", datetime!(2024-11-23 23:59:58 UTC));
+        let straggler = route_in(&open, "recentchange", datetime!(2024-11-23 23:59:58 UTC));
         assert_eq!(straggler.target, Target::Open(1));
         // Past the grace the day before closes, and the index of the next day's file shifts.
-        let later = route(&open, "recentchange", datetime!(2024-11-24 00:06 UTC));
+        let later = route_in(&open, "recentchange", datetime!(2024-11-24 00:06 UTC));
         assert_eq!(later.complete, vec![1]);
         assert_eq!(later.target, Target::Open(1));
     }
@@ -266,7 +277,7 @@ mod tests {
     #[test]
     fn a_straggler_after_the_grace_gets_a_new_file_of_its_own_day() {
         let open = [at("recentchange", datetime!(2024-11-24 00:00:01 UTC))];
-        let route = route(&open, "recentchange", datetime!(2024-11-23 23:50 UTC));
+        let route = route_in(&open, "recentchange", datetime!(2024-11-23 23:50 UTC));
         assert_eq!(route.complete, Vec::<usize>::new());
         assert_eq!(
             route.target,
@@ -285,7 +296,7 @@ mod tests {
             None,
             at("recentchange", datetime!(2024-11-22 12:00 UTC)),
         ];
-        let route = route(&open, "recentchange", datetime!(2024-11-18 12:00 UTC));
+        let route = route_in(&open, "recentchange", datetime!(2024-11-18 12:00 UTC));
         assert_eq!(route.complete, vec![1]);
         assert_eq!(
             route.target,
@@ -296,7 +307,7 @@ mod tests {
     #[test]
     fn files_that_are_not_partitions_are_never_completed() {
         let open = [None, at("recentchange", datetime!(2024-11-23 10:00 UTC))];
-        let route = route(&open, "recentchange", datetime!(2024-12-01 00:00 UTC));
+        let route = route_in(&open, "recentchange", datetime!(2024-12-01 00:00 UTC));
         assert_eq!(route.complete, vec![1]);
     }
 
