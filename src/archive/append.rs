@@ -92,7 +92,7 @@ impl Archive {
             done.push(self.event_files.remove(idx));
         }
         for open in done.into_iter().rev() {
-            self.complete(open, point, RotationReason::Date)?;
+            self.complete(open, Some(point), RotationReason::Date)?;
         }
         let date = match route.target {
             Target::Open(idx) => return Ok(idx),
@@ -128,7 +128,7 @@ impl Archive {
             return Ok(false);
         };
         let open = self.event_files.remove(idx);
-        self.complete(open, point, RotationReason::OpenFiles)?;
+        self.complete(open, Some(point), RotationReason::OpenFiles)?;
         Ok(true)
     }
 

@@ -342,7 +342,7 @@ impl Archive {
             match reason_for(self, &self.event_files[idx]) {
                 Some(reason) => {
                     let open = self.event_files.remove(idx);
-                    self.complete(open, point, reason)?;
+                    self.complete(open, Some(point), reason)?;
                     any = true;
                 }
                 None => idx += 1,
@@ -355,15 +355,18 @@ impl Archive {
     }
 
     /// Completes a file taken out of `self`: seal it, checkpoint without it, rename it, and hand
-    /// it to `--on-ready`. The checkpoint comes before the rename (see `SealedFile::complete`).
+    /// it to `--on-ready`. The checkpoint comes before the rename (see `SealedFile::complete`);
+    /// there is none while the archive opens (`point` is `None`: see `reopen_listed`).
     fn complete(
         &mut self,
         open: WritingFile,
-        point: &ResumePoint,
+        point: Option<&ResumePoint>,
         reason: rotate::RotationReason,
     ) -> Result<(), Error> {
         let sealed = open.part.seal()?;
-        self.write_checkpoint(point, None)?;
+        if let Some(point) = point {
+            self.write_checkpoint(point, None)?;
+        }
         let n_lines = sealed.n_lines;
         let path = sealed.complete()?;
         let why = match open.kind {
@@ -389,7 +392,7 @@ impl Archive {
     pub fn close(&mut self, point: &ResumePoint, now: OffsetDateTime) -> Result<(), Error> {
         self.complete_all(rotate::RotationReason::Shutdown, point, now)?;
         if let Some(open) = self.rejects.take() {
-            self.complete(open, point, rotate::RotationReason::Shutdown)?;
+            self.complete(open, Some(point), rotate::RotationReason::Shutdown)?;
         }
         Ok(())
     }

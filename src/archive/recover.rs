@@ -20,6 +20,7 @@ use super::error::open_no_follow;
 use super::listing::{Found, walk};
 use super::naming::{FileRole, Layout, PART_SUFFIX, classify, parse_partition, parse_rejects};
 use super::reader::{IntactPrefix, salvage, scan_intact};
+use super::rotate::RotationReason;
 use super::writer::{PartFile, create_dirs, sync_parent_dir};
 use super::{Archive, Error, Recovered, ResumePoint, WritingFile};
 use crate::event::{self, DEDUP_WINDOW, RecentIds};
@@ -228,7 +229,7 @@ impl Archive {
                 self.lower_ceiling(&e);
                 while self.event_files.len() >= self.open_files_ceiling {
                     let open = self.event_files.pop().expect("files are open");
-                    self.complete_at_open(open)?;
+                    self.complete(open, None, RotationReason::OpenFiles)?;
                 }
                 self.complete_listed(file)
             }
@@ -241,23 +242,9 @@ impl Archive {
         let rewound = self.recover_listed(file)?;
         let reopened = self.event_files.pop_if(|open| open.name == file.name);
         if let Some(open) = reopened {
-            self.complete_at_open(open)?;
+            self.complete(open, None, RotationReason::OpenFiles)?;
         }
         Ok(rewound)
-    }
-
-    /// Completes a reopened file without a checkpoint (see `reopen_listed`).
-    fn complete_at_open(&mut self, open: WritingFile) -> Result<(), Error> {
-        let path = open.part.seal()?.complete()?;
-        log::info!(
-            "completed {} (more files listed than may be open)",
-            path.display()
-        );
-        self.news
-            .completed
-            .push((path.clone(), super::rotate::RotationReason::OpenFiles));
-        self.hand_on(path, &open.final_name, open.kind);
-        Ok(())
     }
 
     /// Reopens a file listed in the checkpoint, cut to its durable length. When the file ends
