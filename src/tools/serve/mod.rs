@@ -140,9 +140,8 @@ impl<'a> ConnectionSlot<'a> {
 
 impl Drop for ConnectionSlot<'_> {
     fn drop(&mut self) {
-        if let Ok(mut connections) = self.shared.connections.lock()
-            && let Some(n) = connections.get_mut(&self.ip)
-        {
+        let mut connections = lock(&self.shared.connections);
+        if let Some(n) = connections.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
                 connections.remove(&self.ip);
