@@ -1,6 +1,7 @@
 # wikistream-archiver: conventional targets. Everything builds with --locked.
 #   make            release build for this machine (target/release/wikistream-archiver)
-#   make test       formatting, lints, unit and integration tests (what CI runs)
+#   make test       formatting, lints, unit and integration tests (what CI runs); installs
+#                   Garage (a real S3 server, for the shipping tests) the first time
 #   make demo       archive 150 events from the built-in replay server into ./demo-archive
 #   make interop    Python sseclient-py and Node eventsource read `serve` (installs them)
 #   make e2e        the status page in headless Chromium; screenshots in target/e2e/
@@ -20,7 +21,7 @@ OUT_DIR := target/$(if $(TARGET),$(TARGET)/,)$(PROFILE_DIR)
 
 .PHONY: all build release test check lint fmt demo install clean engines \
 	musl aarch64 armv7 armv6 cross cross-setup cross-test cross-suite deb package-test bench soak fuzz \
-	interop e2e man size
+	interop e2e man size garage
 
 all: build
 
@@ -34,8 +35,15 @@ release:
 # Tests that need root are ignored with the reason; as root (CI) they run too.
 ROOT_TESTS := $(if $(filter 0,$(shell id -u)),--include-ignored,)
 
-test: check
+test: check garage
 	$(CARGO) test --locked -- $(ROOT_TESTS)
+
+# Garage, the real S3 server the shipping tests and `make engines` ship to (crates.io; about 13
+# minutes to build on 2 cores, once). Also needed: curl, and faketime for the clock test.
+GARAGE_VERSION := 2.5.0
+garage:
+	@command -v garage >/dev/null || $(CARGO) install garage --locked --version $(GARAGE_VERSION)
+	@command -v curl >/dev/null || { echo "the shipping tests need curl (apt-get install curl)" >&2; exit 1; }
 
 check lint:
 	$(CARGO) fmt --check
@@ -75,7 +83,7 @@ interop:
 
 # DuckDB and Spark read the partitioned archive (pinned: tests/engines/requirements.txt; Spark
 # needs Java, Debian's default-jre-headless).
-engines:
+engines: garage
 	sh tests/engines/run.sh
 
 # The status page in Debian's Chromium via playwright-core; screenshots in target/e2e/.

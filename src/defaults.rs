@@ -35,6 +35,12 @@ pub const GAP_WARN_SECS: u64 = 120;
 pub const STATUS_ADDR: &str = "127.0.0.1";
 /// Canaries arrive at least hourly and edits every second: five silent minutes mean trouble.
 pub const MAX_SILENCE_SECS: u64 = 300;
+/// An `--on-ready` program that has not finished in ten minutes is taken to hang.
+pub const ON_READY_TIMEOUT_SECS: u64 = 600;
+/// Files complete hourly and ship in seconds: an hour-old unshipped file means shipping is down.
+pub const MAX_SHIP_LAG_SECS: u64 = 3600;
+/// The region of S3 requests when AWS_REGION does not say (AWS's own default).
+pub const S3_REGION: &str = "us-east-1";
 /// Timestamps on log lines unless a supervisor's logger adds its own.
 pub const LOG_TIMESTAMPS: bool = true;
 /// `cat` reads the current directory when given no path.

@@ -83,6 +83,46 @@ label_set! {
     }
 }
 
+label_set! {
+    /// Why delivering a completed file (to S3, or to `--on-ready`) failed; the label of the
+    /// shipping failures metric. Every one is retried.
+    pub enum ShipFailure {
+        /// No connection, a cut one, a timeout.
+        Network => "network",
+        /// A 5xx answer, or a body damaged on the way (the server's hash check refused it).
+        Server => "server",
+        /// 503 SlowDown or 429: the server asks to slow down.
+        Throttled => "throttled",
+        /// No credentials, or refused ones (403).
+        Credentials => "credentials",
+        NoBucket => "no_bucket",
+        /// `RequestTimeTooSkewed`: this machine's clock is wrong.
+        Clock => "clock",
+        /// Any other refusal (4xx).
+        Refused => "refused",
+        /// The local file could not be read.
+        Local => "local",
+        /// The `--on-ready` program failed or could not start.
+        Command => "command",
+        /// The `--on-ready` program ran past `--on-ready-timeout` and was killed.
+        Timeout => "timeout",
+    }
+}
+
+impl ShipFailure {
+    /// Whether only an operator can fix it: such failures are logged once a minute, named by
+    /// `/check`, and retried at a steady pace rather than with growing backoff.
+    pub fn needs_operator(self) -> bool {
+        matches!(
+            self,
+            ShipFailure::Credentials
+                | ShipFailure::NoBucket
+                | ShipFailure::Clock
+                | ShipFailure::Refused
+        )
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -105,6 +145,7 @@ pub(crate) mod tests {
     fn label_sets_are_consistent() {
         check_label_set::<RotationReason>();
         check_label_set::<ReconnectReason>();
+        check_label_set::<ShipFailure>();
         assert_eq!(RotationReason::Signal.to_string(), "signal");
     }
 }

@@ -19,6 +19,7 @@ pub mod jsonscan;
 pub mod labels;
 pub mod logging;
 pub mod run;
+pub mod ship;
 pub mod sse;
 pub mod stats;
 pub mod times;
@@ -59,13 +60,17 @@ mod import_rules {
         ("archive", &["stats"]),
         (
             "run",
-            &["archive", "client", "console", "health", "stats", "logging"],
+            &[
+                "archive", "client", "console", "health", "stats", "logging", "ship",
+            ],
         ),
+        // Shipping: the archive's files, observed by the stats; never `run` or `client`.
+        ("ship", &["archive", "stats", "logging"]),
         // Tools never import `run`.
         (
             "tools",
             &[
-                "archive", "console", "httpd", "stats", "defaults", "logging",
+                "archive", "console", "httpd", "stats", "defaults", "logging", "ship",
             ],
         ),
         // Only `main.rs` and `config` import `cli`, which reads only the defaults.
@@ -73,7 +78,7 @@ mod import_rules {
         (
             "config",
             &[
-                "archive", "cli", "client", "console", "defaults", "health", "run", "tools",
+                "archive", "cli", "client", "console", "defaults", "health", "run", "ship", "tools",
             ],
         ),
     ];

@@ -73,6 +73,10 @@ fn main() -> std::process::ExitCode {
             });
             tools::parse::run(&cfg).map_err(Into::into)
         }
+        Command::Ship(cfg) => {
+            init_logging(quiet);
+            passed(tools::ship::run(&cfg))
+        }
         Command::Serve(cfg, logging) => {
             init_logging(logging);
             tools::serve::run(cfg).map_err(Into::into)

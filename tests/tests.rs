@@ -12,6 +12,7 @@ mod health;
 mod layout;
 mod parse;
 mod promises;
+mod ship;
 mod tls;
 mod tools;
 mod untrusted;

@@ -84,6 +84,10 @@ wikistream-archiver \\- archive Wikimedia EventStreams as rotating gzip NDJSON f
 .IR path " ..."
 .RI [ options ]
 .br
+.B wikistream-archiver ship \\-\\-to
+.IR s3://bucket/prefix
+.RI [ options ] " dir"
+.br
 .B wikistream-archiver help
 .RI [ subcommand ]
 .br
@@ -108,12 +112,14 @@ Every few seconds the open files are made durable and a checkpoint records where
 so a crash, a reboot or a full disk loses and duplicates nothing.""")
 for title, topic, name in [
     ("RUN OPTIONS", "run", "RUN OPTIONS"),
+    ("SHIPPING", "run", "SHIPPING"),
     ("FILTERS", "run", "FILTERS"),
     ("TAIL", "tail", "TAIL"),
     ("CAT", "cat", "CAT"),
     ("VERIFY", "verify", "VERIFY"),
     ("PARSE", "parse", "PARSE"),
     ("SERVE OPTIONS", "serve", "SERVE OPTIONS"),
+    ("SHIP", "ship", "SHIP"),
 ]:
     print(f".SH {title}")
     print("\n".join(options(section_lines(topic, name))))

@@ -4,7 +4,7 @@
 //! This file owns sequence numbers and the order of durable steps. Its parts own the rest:
 //! `open` opening and the layout choice, `recover` crash recovery at start, `partition` where an
 //! event goes, `naming` the names of event and rejects files, `lock` the one-writer lock,
-//! `hook` the `--on-ready` children, `listing` directory listings for readers, `writer` the
+//! `handoff` what shipping is told and asked, `listing` directory listings for readers, `writer` the
 //! bytes of one file, `reader` reading members back, `checkpoint` the checkpoint format,
 //! `rotate` and `retention` their policies. It does not parse SSE, talk to the network or decide
 //! what is a reject: callers hand it finished lines and the resume point (`ResumePoint`) that
@@ -13,7 +13,7 @@
 mod append;
 pub mod checkpoint;
 mod error;
-mod hook;
+pub mod handoff;
 pub mod listing;
 pub mod lock;
 pub mod naming;
@@ -26,15 +26,15 @@ pub mod rotate;
 pub mod seek;
 mod writer;
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 
 use self::checkpoint::{Checkpoint, FileKind, OpenFile};
 pub use self::error::Error;
-use self::hook::OnReady;
+pub use self::handoff::Handoff;
 pub use self::listing::{Listing, list_archive};
 pub use self::lock::{DirLock, LOCK_FILE};
 pub use self::naming::{FileRole, Layout, Naming, classify};
@@ -57,8 +57,6 @@ pub struct Config {
     pub naming: Naming,
     pub level: u32,
     pub policy: rotate::Policy,
-    /// Program run with each completed file's path.
-    pub on_ready: Option<OsString>,
     /// Which completed files to delete.
     pub retention: retention::Policy,
     /// Partitioned: how many streams beyond `streams` one run writes (`--max-streams`).
@@ -175,7 +173,10 @@ pub struct Archive {
     next_seq: u64,
     /// Compressed bytes of the files completed by this process.
     completed_bytes: u64,
-    on_ready: OnReady,
+    /// Shipping, told of completed files and asked before retention deletes one.
+    handoff: Option<Arc<dyn Handoff>>,
+    /// `Handoff::confirmed_total` when retention last ran.
+    confirmed_seen: u64,
     /// Checkpoints written since the archive was opened.
     n_checkpoints_total: u64,
     /// Lines written by this process, the clock of `WritingFile::last_write`.
@@ -377,15 +378,38 @@ impl Archive {
         if open.kind == FileKind::Events {
             self.news.completed.push((path.clone(), reason));
         }
-        self.hand_on(path, &open.final_name, open.kind);
+        self.hand_on(path);
         Ok(())
     }
 
-    /// Deletes completed files beyond `--keep-days` / `--max-archive-bytes` (`retention::apply`).
+    /// Deletes completed files beyond `--keep-days` / `--max-archive-bytes` (`retention::apply`),
+    /// with shipping on only those it confirmed.
     pub fn apply_retention(&mut self, now: OffsetDateTime) -> Result<(), Error> {
         let (dir, naming, policy) = (&self.cfg.dir, &self.cfg.naming, &self.cfg.retention);
-        self.news.n_deleted += retention::apply(dir, self.layout, naming, policy, now)?;
+        if let Some(handoff) = &self.handoff {
+            self.confirmed_seen = handoff.confirmed_total();
+        }
+        let handoff = self.handoff.as_deref();
+        self.news.n_deleted += retention::apply(dir, self.layout, naming, policy, now, handoff)?;
         Ok(())
+    }
+
+    /// Hands completed files to shipping from now on; files completed before (while opening)
+    /// are on disk, where it finds them.
+    pub fn set_handoff(&mut self, handoff: Arc<dyn Handoff>) {
+        self.handoff = Some(handoff);
+    }
+
+    /// Applies retention when shipping confirmed files since it last ran (`--keep-days 0`
+    /// deletes them now).
+    pub fn retention_after_shipping(&mut self, now: OffsetDateTime) -> Result<(), Error> {
+        let confirmed = self.handoff.as_ref().map(|h| h.confirmed_total());
+        match confirmed {
+            Some(n) if n != self.confirmed_seen && self.cfg.retention.is_active() => {
+                self.apply_retention(now)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Completes every open file (at shutdown).
@@ -397,19 +421,12 @@ impl Archive {
         Ok(())
     }
 
-    /// Counts the bytes of a completed file (by rotation or by recovery) and, for an event
-    /// file, starts the `--on-ready` program with its path and its key (`rel`, the path
-    /// relative to the directory).
-    fn hand_on(&mut self, path: PathBuf, rel: &str, kind: FileKind) {
+    /// Counts the bytes of a completed file (by rotation or by recovery) and tells shipping.
+    fn hand_on(&mut self, path: PathBuf) {
         self.completed_bytes += fs::metadata(&path).map_or(0, |m| m.len());
-        if kind == FileKind::Events {
-            self.on_ready.start(&path, rel);
+        if let Some(handoff) = &self.handoff {
+            handoff.completed();
         }
-    }
-
-    /// Collects finished `--on-ready` programs and logs their failures; never blocks.
-    pub fn reap_children(&mut self) {
-        self.on_ready.reap();
     }
 
     /// The name of the newest open event file, if any.

@@ -12,7 +12,7 @@ use super::checkpoint::{self, Checkpoint};
 use super::error::open_no_follow;
 use super::listing::walk;
 use super::naming::{Layout, Naming, classify};
-use super::{Archive, Config, Error, News, OnReady, Recovered, ResumePoint};
+use super::{Archive, Config, Error, News, Recovered, ResumePoint};
 use crate::event::{DEDUP_WINDOW, RecentIds};
 
 impl Archive {
@@ -26,7 +26,8 @@ impl Archive {
         let layout = choose_layout(&cfg, saved.as_ref())?;
         let cfg_max_open_files = cfg.max_open_files.max(1);
         let mut archive = Archive {
-            on_ready: OnReady::new(cfg.on_ready.clone()),
+            handoff: None,
+            confirmed_seen: 0,
             cfg,
             layout,
             event_files: Vec::new(),

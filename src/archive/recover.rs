@@ -85,13 +85,11 @@ impl Archive {
             let open = match parsed {
                 Some((seq, final_name)) => {
                     self.next_seq = self.next_seq.max(seq + 1);
-                    final_name.map(|f| (f, FileKind::Events))
+                    final_name
                 }
-                None => parse_rejects(&name)
-                    .flatten()
-                    .map(|f| (f, FileKind::Rejects)),
+                None => parse_rejects(&name).flatten(),
             };
-            if let Some((final_name, kind)) = open
+            if let Some(final_name) = open
                 && !listed.contains(&rel)
             {
                 // The final name goes in the same directory.
@@ -99,11 +97,11 @@ impl Archive {
                     Some((parent, _)) => format!("{parent}/{final_name}"),
                     None => final_name,
                 };
-                orphans.push((rel, final_rel, kind));
+                orphans.push((rel, final_rel));
             }
         }
         orphans.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, final_name, kind) in orphans {
+        for (name, final_name) in orphans {
             let path = dir.join(&name);
             let final_path = dir.join(&final_name);
             let prefix = scan_intact(&path, &mut |_| {})?;
@@ -139,7 +137,7 @@ impl Archive {
                 "completed {} left by an earlier run ({n_lines} lines)",
                 final_path.display()
             );
-            self.hand_on(final_path, &final_name, kind);
+            self.hand_on(final_path);
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use time::{Duration, OffsetDateTime};
 
 use super::Error;
+use super::handoff::Handoff;
 use super::listing::{Found, walk};
 use super::naming::{self, FileRole, Layout, Naming, classify};
 
@@ -37,8 +38,14 @@ pub struct Completed {
     pub size: u64,
 }
 
-/// The names to delete, oldest first.
-pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<String> {
+/// The names to delete, oldest first; a file `may_delete` refuses (not shipped yet) stays, and
+/// still counts towards `max_bytes`.
+pub fn select(
+    policy: &Policy,
+    files: &[Completed],
+    now: OffsetDateTime,
+    may_delete: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut by_age: Vec<&Completed> = files.iter().collect();
     by_age.sort_by(|a, b| {
         a.modified
@@ -58,6 +65,9 @@ pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<
         if !too_old && !too_big {
             break;
         }
+        if !may_delete(&file.name) {
+            continue;
+        }
         total -= file.size;
         chosen.push(file.name.clone());
     }
@@ -66,24 +76,58 @@ pub fn select(policy: &Policy, files: &[Completed], now: OffsetDateTime) -> Vec<
 
 /// Deletes the completed files of `dir` beyond `policy`, oldest first, and returns how many.
 /// Rejects files count too: they are archive output like the rest. In the partitioned layout
-/// the last file of a day takes its (then empty) date directory along.
+/// the last file of a day takes its (then empty) date directory along. With `handoff`, only
+/// the files it confirmed are deleted.
 pub fn apply(
     dir: &Path,
     layout: Layout,
     naming: &Naming,
     policy: &Policy,
     now: OffsetDateTime,
+    handoff: Option<&dyn Handoff>,
 ) -> Result<u64, Error> {
     if !policy.is_active() {
         return Ok(0);
     }
+    let completed = completed_files(dir, layout, Some(naming), now)?;
+    let may_delete = |name: &str| handoff.is_none_or(|h| h.may_delete(name));
+    let mut n_deleted = 0;
+    for name in select(policy, &completed, now, may_delete) {
+        let path = dir.join(&name);
+        fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
+        if let Some(handoff) = handoff {
+            handoff.deleted(&name);
+        }
+        if layout == Layout::Partitioned
+            && let Some(parent) = path.parent()
+            && parent != dir
+        {
+            // Fails, as it should, while the directory holds anything else.
+            let _ = fs::remove_dir(parent);
+        }
+        n_deleted += 1;
+        log::info!(
+            "deleted {} (--keep-days / --max-archive-bytes)",
+            path.display()
+        );
+    }
+    Ok(n_deleted)
+}
+
+/// The completed event and rejects files of `dir` (never an open one), with their sizes and
+/// modification times (`now` where the file system has none). In the flat layout, event files
+/// are those of `naming`, or of any naming when it is `None`.
+pub fn completed_files(
+    dir: &Path,
+    layout: Layout,
+    naming: Option<&Naming>,
+    now: OffsetDateTime,
+) -> Result<Vec<Completed>, Error> {
     let mut completed = Vec::new();
     for Found { rel, name, entry } in walk(dir, layout)? {
-        let is_events = match layout {
-            Layout::Flat => matches!(naming.parse(&name), Some((_, None))),
-            Layout::Partitioned => {
-                matches!(classify(&name), Some(FileRole::Events { open: false, .. }))
-            }
+        let is_events = match (layout, naming) {
+            (Layout::Flat, Some(naming)) => matches!(naming.parse(&name), Some((_, None))),
+            _ => matches!(classify(&name), Some(FileRole::Events { open: false, .. })),
         };
         let is_rejects = naming::parse_rejects(&name) == Some(None);
         if !is_events && !is_rejects {
@@ -99,24 +143,7 @@ pub fn apply(
             size: meta.len(),
         });
     }
-    let mut n_deleted = 0;
-    for name in select(policy, &completed, now) {
-        let path = dir.join(&name);
-        fs::remove_file(&path).map_err(|e| Error::io("deleting", &path, e))?;
-        if layout == Layout::Partitioned
-            && let Some(parent) = path.parent()
-            && parent != dir
-        {
-            // Fails, as it should, while the directory holds anything else.
-            let _ = fs::remove_dir(parent);
-        }
-        n_deleted += 1;
-        log::info!(
-            "deleted {} (--keep-days / --max-archive-bytes)",
-            path.display()
-        );
-    }
-    Ok(n_deleted)
+    Ok(completed)
 }
 
 #[cfg(test)]
@@ -144,8 +171,20 @@ mod tests {
             keep: Some(std::time::Duration::from_secs(7 * 86_400)),
             max_bytes: None,
         };
-        assert_eq!(select(&policy, &files, now), ["a"]);
-        assert!(select(&Policy::default(), &files, now).is_empty());
+        assert_eq!(select(&policy, &files, now, |_| true), ["a"]);
+        assert!(
+            select(&policy, &files, now, |name| name != "a").is_empty(),
+            "not shipped"
+        );
+        let none_kept = Policy {
+            keep: Some(std::time::Duration::ZERO),
+            max_bytes: None,
+        };
+        assert_eq!(
+            select(&none_kept, &files, now, |name| name != "b"),
+            ["a", "c"]
+        );
+        assert!(select(&Policy::default(), &files, now, |_| true).is_empty());
     }
 
     #[test]
@@ -160,12 +199,14 @@ mod tests {
             keep: None,
             max_bytes: Some(50),
         };
-        assert_eq!(select(&policy, &files, now), ["old", "mid"]);
+        assert_eq!(select(&policy, &files, now, |_| true), ["old", "mid"]);
+        // An unshipped file stays and still counts: the younger ones make room instead.
+        assert_eq!(select(&policy, &files, now, |n| n != "old"), ["mid", "new"]);
         let policy = Policy {
             keep: None,
             max_bytes: Some(120),
         };
-        assert!(select(&policy, &files, now).is_empty());
+        assert!(select(&policy, &files, now, |_| true).is_empty());
     }
 
     #[test]
@@ -175,6 +216,6 @@ mod tests {
             max_bytes: None,
         };
         let old = file("a", datetime!(1970-01-01 0:00 UTC), 1);
-        assert!(select(&policy, &[old], datetime!(2025-01-31 12:00 UTC)).is_empty());
+        assert!(select(&policy, &[old], datetime!(2025-01-31 12:00 UTC), |_| true).is_empty());
     }
 }

@@ -16,6 +16,7 @@ pub enum Topic {
     Verify,
     Parse,
     Serve,
+    Ship,
 }
 
 /// Which section of the help lists a flag.
@@ -28,6 +29,10 @@ pub enum Group {
     Cat,
     Verify,
     Serve,
+    /// SHIPPING, taken by `run` (and the S3 ones by `ship`).
+    Shipping,
+    /// `ship`'s own.
+    Ship,
 }
 
 /// A default as the help states it.
@@ -65,6 +70,8 @@ const RUN_TAIL_SERVE: &[Topic] = &[Topic::Run, Topic::Tail, Topic::Serve];
 const CAT: &[Topic] = &[Topic::Cat];
 const VERIFY: &[Topic] = &[Topic::Verify];
 const SERVE: &[Topic] = &[Topic::Serve];
+const RUN_SHIP: &[Topic] = &[Topic::Run, Topic::Ship];
+const SHIP: &[Topic] = &[Topic::Ship];
 
 /// A flag with its value name and help; the rest is set by the helpers below.
 const fn flag(long: &'static str, value: Option<&'static str>, help: &'static str) -> Flag {
@@ -216,14 +223,6 @@ pub static FLAGS: &[Flag] = &[
          (SIGUSR1 and shutdown also complete the open file)",
     ),
     flag(
-        "on-ready",
-        Some("CMD"),
-        "run CMD PATH KEY for each completed file: its path, and its key\n\
-         relative to DIR (recentchange/date=2025-01-31/….ndjson.gz), e.g.\n\
-         for an S3 key (no shell; archiving does not wait for it)\n\
-         [default: none]",
-    ),
-    flag(
         "layout",
         Some("partitioned|flat"),
         "partitioned: DIR/STREAM/date=YYYY-MM-DD/ by the UTC date of\n\
@@ -326,6 +325,81 @@ pub static FLAGS: &[Flag] = &[
     flag("quiet", None, "less log output (repeat for less)")
         .short('q')
         .takes(RUN_TAIL_SERVE, Group::Run),
+    // SHIPPING
+    flag(
+        "ship-to",
+        Some("s3://BUCKET/PREFIX"),
+        "upload each completed file to PREFIX/<its key under DIR>, exactly\n\
+         once, from a helper thread; rejects under PREFIX/_rejects/, a day's\n\
+         _SUCCESS after its files [default: none]",
+    )
+    .takes(RUN, Group::Shipping),
+    flag(
+        "on-ready",
+        Some("CMD"),
+        "run CMD PATH KEY for each completed file (its path, and its key\n\
+         relative to DIR: recentchange/date=2025-01-31/….ndjson.gz), one at\n\
+         a time, no shell; delivered when it exits 0, else run again later,\n\
+         across restarts: CMD must be idempotent for a KEY [default: none]",
+    )
+    .takes(RUN, Group::Shipping),
+    flag(
+        "on-ready-timeout",
+        Some("SECS"),
+        "kill an --on-ready CMD still running after SECS, and retry it {default}",
+    )
+    .default(Number(d::ON_READY_TIMEOUT_SECS))
+    .takes(RUN, Group::Shipping),
+    flag(
+        "max-ship-lag",
+        Some("SECS"),
+        "/check fails when a completed file is unshipped for SECS {default}",
+    )
+    .default(Number(d::MAX_SHIP_LAG_SECS))
+    .takes(RUN, Group::Shipping),
+    flag(
+        "s3-endpoint",
+        Some("URL"),
+        "S3-compatible endpoint, path-style (http://127.0.0.1:3900)\n\
+         [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS]",
+    )
+    .takes(RUN_SHIP, Group::Shipping),
+    flag(
+        "s3-region",
+        Some("NAME"),
+        "the region requests are signed for [default: AWS_REGION, else\n\
+         us-east-1]",
+    )
+    .takes(RUN_SHIP, Group::Shipping),
+    flag(
+        "s3-credentials",
+        Some("FILE"),
+        "read the keys from FILE (as ~/.aws/credentials, profile AWS_PROFILE)\n\
+         before every request [default: AWS_ACCESS_KEY_ID and\n\
+         AWS_SECRET_ACCESS_KEY, then $CREDENTIALS_DIRECTORY/s3-credentials,\n\
+         then ~/.aws/credentials]",
+    )
+    .takes(RUN_SHIP, Group::Shipping),
+    // SHIP
+    flag(
+        "to",
+        Some("s3://BUCKET/PREFIX"),
+        "the bucket and prefix to ship to (required)",
+    )
+    .takes(SHIP, Group::Ship),
+    flag(
+        "dry-run",
+        None,
+        "print what would be uploaded, upload nothing",
+    )
+    .takes(SHIP, Group::Ship),
+    flag(
+        "check",
+        None,
+        "upload nothing: list the completed files missing from the bucket or\n\
+         different there (size, SHA-256); exit 1 if any",
+    )
+    .takes(SHIP, Group::Ship),
     // FILTERS
     flag(
         "wiki",
@@ -552,6 +626,7 @@ mod tests {
             Topic::Verify,
             Topic::Parse,
             Topic::Serve,
+            Topic::Ship,
         ] {
             let mut names = long_names(topic);
             let n = names.len();
@@ -572,7 +647,7 @@ mod tests {
                     && flag
                         .long
                         .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b == b'-'),
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
                 "{}",
                 flag.long
             );

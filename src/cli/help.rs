@@ -27,10 +27,12 @@ enum Section {
     Verify,
     Parse,
     ServeOptions,
+    Shipping,
+    Ship,
     ExitCodes,
 }
 
-const ALL: [Section; 9] = [
+const ALL: [Section; 11] = [
     Section::Usage,
     Section::RunOptions,
     Section::Filters,
@@ -39,6 +41,8 @@ const ALL: [Section; 9] = [
     Section::Verify,
     Section::Parse,
     Section::ServeOptions,
+    Section::Shipping,
+    Section::Ship,
     Section::ExitCodes,
 ];
 
@@ -48,6 +52,7 @@ fn sections(topic: Topic) -> &'static [Section] {
         Topic::Run => &[
             Section::Usage,
             Section::RunOptions,
+            Section::Shipping,
             Section::Filters,
             Section::ExitCodes,
         ],
@@ -56,6 +61,7 @@ fn sections(topic: Topic) -> &'static [Section] {
         Topic::Verify => &[Section::Verify, Section::ExitCodes],
         Topic::Parse => &[Section::Parse, Section::ExitCodes],
         Topic::Serve => &[Section::ServeOptions, Section::ExitCodes],
+        Topic::Ship => &[Section::Ship, Section::ExitCodes],
     }
 }
 
@@ -150,6 +156,24 @@ fn render(section: Section) -> String {
              stdout.\n",
             entries(|f| f.group == Group::Serve),
             entries(|f| f.group != Group::Serve && f.takes.contains(&Topic::Serve)),
+        ),
+        Section::Shipping => format!(
+            "SHIPPING (run; one of --ship-to and --on-ready):\n{}    A file counts as shipped once \
+             S3 answered 200 (or CMD exited 0), recorded in DIR/.ship/; failures are\n    \
+             retried with backoff, oldest file first, across restarts. With shipping on, \
+             --keep-days and\n    --max-archive-bytes delete only shipped files; --keep-days 0 \
+             deletes them once shipped.\n",
+            entries(|f| f.group == Group::Shipping)
+        ),
+        Section::Ship => format!(
+            "SHIP:
+    wikistream-archiver ship --to s3://BUCKET/PREFIX [--dry-run | --check] DIR
+    Uploads the completed files of an archive directory (flat or partitioned) that the
+    journal DIR/.ship/s3.journal does not list yet, as run --ship-to does, and exits; exit 1
+    when a file could not be uploaded. Credentials, region and endpoint as for run.
+{}{}",
+            entries(|f| f.group == Group::Ship),
+            entries(|f| f.group == Group::Shipping && f.takes.contains(&Topic::Ship)),
         ),
         Section::ExitCodes => "EXIT CODES:
     0 success, 1 runtime failure (verify: damage found), 2 usage error,

@@ -28,6 +28,7 @@ pub enum Command {
     Verify(Args),
     Parse(Args),
     Serve(Args),
+    Ship(Args),
     /// `--help`, `SUB --help` or `help [SUB]`.
     Help(Option<Topic>),
     /// `completions bash|zsh|fish`.
@@ -55,7 +56,7 @@ pub struct Subcommand {
 }
 
 /// The subcommands with help topics, in the order the usage lists them.
-pub static SUBCOMMANDS: [Subcommand; 6] = [
+pub static SUBCOMMANDS: [Subcommand; 7] = [
     Subcommand {
         topic: Topic::Run,
         name: "run",
@@ -97,6 +98,13 @@ pub static SUBCOMMANDS: [Subcommand; 6] = [
         synopsis: "serve --input PATH..",
         summary: "replay archives as an EventStreams server",
         positionals: Positionals::None,
+    },
+    Subcommand {
+        topic: Topic::Ship,
+        name: "ship",
+        synopsis: "ship --to s3://BUCKET/PREFIX [OPTIONS] DIR",
+        summary: "upload an archive's completed files to S3, or check the bucket",
+        positionals: Positionals::One,
     },
 ];
 
@@ -141,9 +149,11 @@ impl Args {
 
     /// The table's flag `long`; a name the table lacks is a bug in the caller.
     fn declared(&self, long: &str) -> &'static Flag {
-        flags::FLAGS
-            .iter()
-            .find(|f| f.long == long)
+        // Two subcommands may give one name two meanings (`cat --to`, `ship --to`).
+        let named = || flags::FLAGS.iter().filter(|f| f.long == long);
+        named()
+            .find(|f| f.takes.contains(&self.topic))
+            .or_else(|| named().next())
             .unwrap_or_else(|| panic!("--{long} is not in the table of flags"))
     }
 
@@ -310,6 +320,7 @@ fn sub_cmd(parser: &mut lexopt::Parser, topic: Topic) -> Result<Command, Error> 
         Topic::Verify => Command::Verify(raw),
         Topic::Parse => Command::Parse(raw),
         Topic::Serve => Command::Serve(raw),
+        Topic::Ship => Command::Ship(raw),
     })
 }
 
@@ -505,7 +516,10 @@ mod tests {
             (&["verify", "a", "b"][..], "b"),
             (&["serve", "--tee"][..], "--tee"),
             (&["run", "x"][..], "x"),
-            (&["help", "x"][..], "run, tail, cat, verify, parse or serve"),
+            (
+                &["help", "x"][..],
+                "run, tail, cat, verify, parse, serve or ship",
+            ),
         ] {
             let message = parse(args).expect_err("should fail").to_string();
             assert!(message.contains(needle), "{args:?}: {message}");
@@ -571,7 +585,7 @@ mod tests {
 
     /// Long flags named in `text`.
     fn long_flags(text: &str) -> std::collections::BTreeSet<String> {
-        text.split(|c: char| !(c.is_ascii_lowercase() || c == '-' || c == '_'))
+        text.split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-_".contains(c)))
             .filter(|w| w.starts_with("--") && w.len() > 2 && !w.starts_with("---"))
             .map(|w| w.trim_end_matches('-').to_string())
             .collect()

@@ -7,6 +7,7 @@
 //! `tools.rs` the tools'. It does no I/O: nothing is opened or connected here.
 
 mod run;
+mod ship;
 mod tools;
 pub mod values;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Args, Error};
 use crate::defaults as d;
-use crate::tools::{cat, parse, serve, verify};
+use crate::tools::{cat, parse, serve, ship as ship_tool, verify};
 
 /// What to do, with everything it needs.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ pub enum Command {
     Verify(verify::Config),
     Parse(parse::Config),
     Serve(serve::Config, Logging),
+    Ship(ship_tool::Config),
     /// The help of one subcommand, or of the program.
     Help(Option<cli::Topic>),
     /// A shell completion script.
@@ -63,6 +65,7 @@ pub fn from_args(args: Vec<std::ffi::OsString>) -> Result<Command, Error> {
             };
             Command::Serve(tools::serve_config(raw)?, logging)
         }
+        cli::Command::Ship(raw) => Command::Ship(ship::tool_config(raw)?),
         cli::Command::Help(topic) => Command::Help(topic),
         cli::Command::Completions(shell) => Command::Completions(shell),
         cli::Command::Version => Command::Version,
@@ -352,6 +355,20 @@ mod tests {
                 "--disconnect-every",
             ),
             (&["frobnicate"], "frobnicate"),
+            (&["--ship-to", "https://bucket"], "s3://BUCKET"),
+            (&["--ship-to", "s3://bucket", "--on-ready", "x"], "exclude"),
+            (&["--keep-days", "0"], "--keep-days 0"),
+            (&["--s3-region", "eu"], "--s3-region needs --ship-to"),
+            (
+                &["--on-ready", "x", "--s3-endpoint", "http://h"],
+                "--s3-endpoint needs",
+            ),
+            (&["ship", "dir"], "--to"),
+            (&["ship", "--to", "s3://bucket"], "directory"),
+            (
+                &["ship", "--to", "s3://bucket", "--check", "--dry-run", "d"],
+                "exclude",
+            ),
         ];
         for (args, needle) in cases {
             let message = parse(args).expect_err("should fail").to_string();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::values::{self, check_url, choice, non_empty_list, number, text};
-use super::{DAY, HOUR, Logging, SECOND, YEAR, read, read_or, secs};
+use super::{DAY, Logging, SECOND, YEAR, read, read_or, secs};
 use crate::archive::{self, naming, partition, retention, rotate};
 use crate::cli::{Args, Error, Topic};
 use crate::client;
@@ -57,10 +57,17 @@ pub(super) fn config(raw: &Args) -> Result<(run::Config, Logging), Error> {
             url: url.clone(),
         },
         archive: archive_config(raw, &url, label)?,
+        ship: super::ship::run_shipping(raw)?,
         session: session_config(raw)?,
         health: health_config(raw)?,
         output,
     };
+    let keeps_nothing = cfg.archive.retention.keep == Some(Duration::ZERO);
+    if keeps_nothing && cfg.ship.is_none() {
+        return Err(Error::usage(
+            "--keep-days 0 deletes each file once shipped: it needs --ship-to or --on-ready",
+        ));
+    }
     Ok((cfg, logging))
 }
 
@@ -93,7 +100,7 @@ fn archive_config(raw: &Args, url: &str, label: String) -> Result<archive::Confi
     };
     let retention = retention::Policy {
         keep: read(raw, "keep-days", |flag, v| {
-            values::duration(flag, v, DAY, HOUR, 36_500 * DAY)
+            values::duration(flag, v, DAY, Duration::ZERO, 36_500 * DAY)
         })?,
         max_bytes: read(raw, "max-archive-bytes", |flag, v| {
             values::size(flag, v, 1, u64::MAX)
@@ -113,7 +120,6 @@ fn archive_config(raw: &Args, url: &str, label: String) -> Result<archive::Confi
             Ok(number(flag, v, 0, 9)? as u32)
         })?,
         policy,
-        on_ready: raw.value("on-ready").map(ToOwned::to_owned),
         retention,
         max_streams: read_or(raw, "max-streams", d::MAX_STREAMS, |flag, v| {
             number(flag, v, 0, 100_000)

@@ -28,6 +28,7 @@ use crate::client::{self, Client};
 use crate::console::Format;
 use crate::filter::Filter;
 use crate::health;
+use crate::ship;
 use crate::stats::Stats;
 use crate::times::unix_ms;
 
@@ -51,6 +52,8 @@ pub struct Config {
     /// The health endpoint, when `--status-port` is set.
     pub health: Option<health::Config>,
     pub output: Output,
+    /// `--ship-to` or `--on-ready`.
+    pub ship: Option<ship::Config>,
 }
 
 /// What a session consults per connection and per event.
@@ -101,6 +104,8 @@ pub enum Error {
     Signals(io::Error),
     /// The health server could not start (e.g. the port is taken).
     Health(String),
+    /// Shipping could not start (e.g. another process ships the directory).
+    Ship(String),
 }
 
 impl fmt::Display for Error {
@@ -109,7 +114,7 @@ impl fmt::Display for Error {
             Error::Client(e) => write!(f, "{e}"),
             Error::Archive(e) => write!(f, "{e}"),
             Error::Signals(e) => write!(f, "installing signal handlers: {e}"),
-            Error::Health(e) => write!(f, "{e}"),
+            Error::Health(e) | Error::Ship(e) => write!(f, "{e}"),
         }
     }
 }
@@ -136,6 +141,10 @@ pub(crate) struct Signals {
     /// SIGUSR1: complete the open file now.
     pub rotate: Arc<AtomicBool>,
 }
+
+/// How long a shutdown waits for shipping to upload the files it completed (a clean stop ships
+/// its last file); a failing destination is not waited for.
+const SHIP_GRACE: Duration = Duration::from_secs(10);
 
 /// Signals this close together are one request to stop: GNU `timeout`, and a kill of the
 /// process group, deliver the same SIGTERM twice within microseconds.
@@ -254,18 +263,38 @@ pub fn run(cfg: Config) -> Result<(), Error> {
     let mut connected = Connected::Never;
     let mut n_archived = 0;
     let mut last_error_logged: Option<Instant> = None;
+    let mut handoff: Option<Arc<ship::Confirmed>> = None;
     loop {
         let result = match Archive::open(cfg.archive.clone()) {
             // At start (`started` false) an unusable directory or checkpoint needs a person:
             // `retry_session` below reports it and exits.
             Err(e) => Err(Error::Archive(e)),
-            Ok((archive, recovered)) => {
+            Ok((mut archive, recovered)) => {
+                if let Some(ship_cfg) = &cfg.ship
+                    && handoff.is_none()
+                {
+                    // After opening, which completes what a crash left open: the lane finds
+                    // those on disk.
+                    let view = ship::ArchiveView {
+                        dir: cfg.archive.dir.clone(),
+                        layout: archive.layout(),
+                        naming: Some(cfg.archive.naming.clone()),
+                    };
+                    let started = ship::start(ship_cfg, view, Arc::clone(&stats));
+                    handoff = Some(started.map_err(Error::Ship)?);
+                }
+                if let Some(handoff) = &handoff {
+                    archive.set_handoff(Arc::clone(handoff) as Arc<dyn archive::Handoff>);
+                }
                 started = true;
                 shared.archive_session(archive, recovered, &mut connected, &mut n_archived)
             }
         };
         let shutting_down = signals.shutdown.load(Ordering::Relaxed);
         if !retry_session(&result, started, shutting_down) {
+            if let Some(handoff) = &handoff {
+                handoff.settle(SHIP_GRACE);
+            }
             log::info!("{}", stats.summary());
             return result;
         }

@@ -8,6 +8,7 @@
 //! that the main loop only ever `try_lock`s: it never waits for a reader.
 
 mod counts;
+mod ship;
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -18,6 +19,7 @@ pub use self::counts::{
     Labelled, PerStream, RATE_BUCKET_SECS, RATE_BUCKETS, RateHistory, STREAM_SLOTS,
     TOP_WIKIS_SHOWN, Unwritten, WikiCounts,
 };
+pub use self::ship::ShipStats;
 use crate::event::{EventType, RejectReason};
 use crate::filter;
 use crate::human;
@@ -82,6 +84,8 @@ pub struct Stats {
     pub status_text: Mutex<StatusText>,
     pub started_at_ms: AtomicI64,
     pub rates: RateHistory,
+    /// Shipping to S3 or `--on-ready`: written by the shipper thread.
+    pub ship: ShipStats,
 }
 
 impl Default for Stats {
@@ -112,6 +116,7 @@ impl Default for Stats {
             status_text: Mutex::new(StatusText::default()),
             started_at_ms: AtomicI64::new(0),
             rates: RateHistory::new(),
+            ship: ShipStats::default(),
         }
     }
 }
@@ -297,6 +302,27 @@ impl Stats {
                 summary: None,
                 help: "Starts that found the open file shorter than its checkpoint and fetched the lost events again.",
                 samples: plain(&self.refetches),
+            },
+            Counter {
+                metric: "shipped_files_total",
+                status: "shipped_files",
+                summary: None,
+                help: "Completed files (and day marks) the destination confirmed: S3, or --on-ready exiting 0.",
+                samples: plain(&self.ship.delivered),
+            },
+            Counter {
+                metric: "shipped_bytes_total",
+                status: "shipped_bytes",
+                summary: None,
+                help: "Bytes of the completed files the destination confirmed.",
+                samples: plain(&self.ship.bytes_shipped),
+            },
+            Counter {
+                metric: "ship_failures_total",
+                status: "ship_failures",
+                summary: None,
+                help: "Failed deliveries of completed files, by reason; each is retried.",
+                samples: Samples::Labelled("reason", self.ship.failures.owned_snapshot()),
             },
         ]
     }

@@ -6,6 +6,7 @@
 pub mod cat;
 pub mod parse;
 pub mod serve;
+pub mod ship;
 pub mod verify;
 
 use std::fmt;
@@ -32,6 +33,14 @@ impl Error {
         Error {
             context: context.into(),
             source: Some(source),
+        }
+    }
+
+    /// A failure told in words that name what failed.
+    pub fn message(context: String) -> Error {
+        Error {
+            context,
+            source: None,
         }
     }
 

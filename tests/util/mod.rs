@@ -4,6 +4,8 @@
 #![allow(dead_code)] // Each test module uses a different subset.
 
 pub mod events;
+pub mod garage;
+pub mod proxy;
 pub mod scenario;
 pub mod scripted;
 
@@ -342,6 +344,7 @@ pub fn data_files(dir: &Path) -> Vec<String> {
             && !name.starts_with("checkpoint.json")
             && !name.starts_with("_checkpoint.json")
             && !rel.starts_with("_damaged/")
+            && !rel.starts_with(".ship/")
     });
     // In writing order: by sequence number (partitioned names start with their first event's
     // time, which a late event can make earlier than the file before's), then by name.

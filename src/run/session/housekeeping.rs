@@ -1,5 +1,5 @@
 //! The session's periodic work between reads: checkpoints, completing files (rotation,
-//! SIGUSR1, shutdown), `--on-ready` children, and what the health thread and the counters are
+//! SIGUSR1, shutdown), retention after shipping, and what the health thread and the counters are
 //! told of the archive.
 
 use std::sync::atomic::Ordering;
@@ -86,7 +86,7 @@ impl Session {
         Stats::add(&stats.retention_deletions, n_deleted);
     }
 
-    /// Periodic work between reads: `--on-ready` children, SIGUSR1, minute rotation,
+    /// Periodic work between reads: retention after shipping, SIGUSR1, minute rotation,
     /// checkpoints, and what the health thread shows.
     pub(in crate::run) fn housekeeping(&mut self, signals: &Signals) -> Result<(), Stop> {
         if self.sink.flush() == Err(OutputClosed) {
@@ -98,11 +98,12 @@ impl Session {
             self.stats.try_set_top_wikis(wikis);
             self.last_published = Instant::now();
         }
+        let now = self.clock.now();
         let Some(archive) = self.sink.archive_mut() else {
             return Ok(());
         };
-        archive.reap_children();
         let failed = Stop::ArchiveFailed;
+        archive.retention_after_shipping(now).map_err(failed)?;
         if signals.rotate.swap(false, Ordering::Relaxed) {
             log::info!("SIGUSR1: completing the open file");
             self.complete_files(Some(rotate::RotationReason::Signal))
