@@ -346,14 +346,16 @@ pub static FLAGS: &[Flag] = &[
     flag(
         "on-ready-timeout",
         Some("SECS"),
-        "kill an --on-ready CMD still running after SECS, and retry it {default}",
+        "kill an --on-ready CMD still running after SECS, and try it\n\
+         again later {default}",
     )
     .default(Number(d::ON_READY_TIMEOUT_SECS))
     .takes(RUN, Group::Shipping),
     flag(
         "max-ship-lag",
         Some("SECS"),
-        "/check fails when a completed file is unshipped for SECS {default}",
+        "/check fails when a file completed SECS ago is not shipped yet\n\
+         {default}",
     )
     .default(Number(d::MAX_SHIP_LAG_SECS))
     .takes(RUN, Group::Shipping),

@@ -159,18 +159,18 @@ fn render(section: Section) -> String {
         ),
         Section::Shipping => format!(
             "SHIPPING (run; one of --ship-to and --on-ready):\n{}    A file counts as shipped once \
-             S3 answered 200 (or CMD exited 0), recorded in DIR/.ship/; failures are\n    \
-             retried with backoff, oldest file first, across restarts. With shipping on, \
-             --keep-days and\n    --max-archive-bytes delete only shipped files; --keep-days 0 \
-             deletes them once shipped.\n",
+             S3 answered 200 (or CMD exited 0), recorded in DIR/.ship/;\n    failures are \
+             retried with backoff, oldest file first, across restarts. With shipping on,\n    \
+             --keep-days and --max-archive-bytes delete only shipped files; --keep-days 0 \
+             deletes\n    them once shipped.\n",
             entries(|f| f.group == Group::Shipping)
         ),
         Section::Ship => format!(
             "SHIP:
     wikistream-archiver ship --to s3://BUCKET/PREFIX [--dry-run | --check] DIR
-    Uploads the completed files of an archive directory (flat or partitioned) that the
-    journal DIR/.ship/s3.journal does not list yet, as run --ship-to does, and exits; exit 1
-    when a file could not be uploaded. Credentials, region and endpoint as for run.
+    Uploads the completed files of an archive directory (flat or partitioned) that its journal
+    in DIR/.ship/ does not list yet, as run --ship-to does (it shares the journal), and exits;
+    exit 1 when a file could not be uploaded. Credentials, region and endpoint as for run.
 {}{}",
             entries(|f| f.group == Group::Ship),
             entries(|f| f.group == Group::Shipping && f.takes.contains(&Topic::Ship)),

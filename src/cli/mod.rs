@@ -102,8 +102,8 @@ pub static SUBCOMMANDS: [Subcommand; 7] = [
     Subcommand {
         topic: Topic::Ship,
         name: "ship",
-        synopsis: "ship --to s3://BUCKET/PREFIX [OPTIONS] DIR",
-        summary: "upload an archive's completed files to S3, or check the bucket",
+        synopsis: "ship --to URL [OPTIONS] DIR",
+        summary: "upload completed files to S3, or check the bucket",
         positionals: Positionals::One,
     },
 ];
