@@ -59,6 +59,26 @@ fn shipping(scenario: &Scenario, garage: &Garage, endpoint: &str, extra: &[&str]
     cmd
 }
 
+/// The archiver shipping as `shipping` says, with a status port: the child and the port.
+fn watched(scenario: &Scenario, garage: &Garage, endpoint: &str, extra: &[&str]) -> (Running, u16) {
+    let mut flags = vec!["--status-port", "0"];
+    flags.extend(extra);
+    let running = Running::start(
+        shipping(scenario, garage, endpoint, &flags),
+        scenario.path(),
+        "run",
+    );
+    let port = util::health_port(&running);
+    (running, port)
+}
+
+/// Waits until the checkpoint holds the last of the scenario's `n` events.
+fn wait_archived(scenario: &Scenario, n: usize) {
+    util::wait_for("all events", Duration::from_secs(30), || {
+        checkpoint_id(&scenario.output_dir).contains(&last_id(n))
+    });
+}
+
 /// Waits until the journal lists `n` confirmed files and marks (its `+` lines, net).
 fn wait_journal(dir: &Path, n: usize, running: Option<&Running>) {
     let until = Instant::now() + Duration::from_secs(90);
@@ -225,17 +245,8 @@ fn slow_down_with_retry_after_and_a_cut_upload_are_retried() {
         _ => Fault::Pass,
     });
     let scenario = Scenario::events(make_events(120, 1)).serve(&["--retry", "10"]);
-    let cmd = shipping(
-        &scenario,
-        &garage,
-        &proxy.endpoint(),
-        &["--status-port", "0"],
-    );
-    let running = Running::start(cmd, scenario.path(), "run");
-    let port = util::health_port(&running);
-    util::wait_for("all events", Duration::from_secs(30), || {
-        checkpoint_id(&scenario.output_dir).contains(&last_id(120))
-    });
+    let (running, port) = watched(&scenario, &garage, &proxy.endpoint(), &[]);
+    wait_archived(&scenario, 120);
     running.signal("USR1");
     util::wait_for("three files", Duration::from_secs(30), || {
         completed(&scenario.output_dir) >= 3
@@ -314,9 +325,7 @@ fn wrong_credentials_then_right_ones_without_a_restart() {
         ),
     )
     .expect("creds");
-    util::wait_for("all events", Duration::from_secs(30), || {
-        checkpoint_id(&scenario.output_dir).contains(&last_id(100))
-    });
+    wait_archived(&scenario, 100);
     wait_journal(&scenario.output_dir, 3, Some(&running));
     util::wait_for("a healthy check", Duration::from_secs(40), || {
         util::http(port, "GET", "/check").0 == 200
@@ -355,22 +364,13 @@ fn a_skewed_clock_is_named_and_shipping_resumes_once_it_is_right() {
     // Garage refuses a request dated more than a day before its clock (S3 does 15 minutes).
     garage.skew_clock(Some("+2d"));
     let scenario = Scenario::events(make_events(80, 1)).serve(&["--retry", "10"]);
-    let cmd = shipping(
-        &scenario,
-        &garage,
-        &garage.endpoint(),
-        &["--status-port", "0"],
-    );
-    let running = Running::start(cmd, scenario.path(), "run");
-    let port = util::health_port(&running);
+    let (running, port) = watched(&scenario, &garage, &garage.endpoint(), &[]);
     util::wait_for("/check names the clock", Duration::from_secs(30), || {
         let (code, body) = util::http(port, "GET", "/check");
         code == 500 && body.contains("clock is wrong")
     });
     garage.skew_clock(None);
-    util::wait_for("all events", Duration::from_secs(30), || {
-        checkpoint_id(&scenario.output_dir).contains(&last_id(80))
-    });
+    wait_archived(&scenario, 80);
     wait_journal(&scenario.output_dir, 2, Some(&running));
     running.signal("TERM");
     running.wait(Duration::from_secs(40));
@@ -482,9 +482,7 @@ fn keep_days_0_deletes_only_what_the_bucket_confirmed() {
         &["--keep-days", "0"],
     );
     let running = Running::start(cmd, scenario.path(), "run");
-    util::wait_for("all events", Duration::from_secs(30), || {
-        checkpoint_id(&scenario.output_dir).contains(&last_id(200))
-    });
+    wait_archived(&scenario, 200);
     running.signal("USR1");
     util::wait_for("completed files", Duration::from_secs(30), || {
         completed(&scenario.output_dir) >= 5
@@ -643,9 +641,7 @@ fn on_ready_is_retried_until_it_exits_0_across_a_restart() {
     let mut running = Running::start(scenario.command(&flags), scenario.path(), "second");
     // Its signal handlers are in place once it says what it archives.
     running.wait_for_log("archiving", Duration::from_secs(20));
-    util::wait_for("all events", Duration::from_secs(30), || {
-        checkpoint_id(&scenario.output_dir).contains(&last_id(120))
-    });
+    wait_archived(&scenario, 120);
     running.signal("USR1");
     let delivered = scenario.path().join("delivered");
     let until = Instant::now() + Duration::from_secs(90);

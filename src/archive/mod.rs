@@ -394,24 +394,6 @@ impl Archive {
         Ok(())
     }
 
-    /// Hands completed files to shipping from now on; files completed before (while opening)
-    /// are on disk, where it finds them.
-    pub fn set_handoff(&mut self, handoff: Arc<dyn Handoff>) {
-        self.handoff = Some(handoff);
-    }
-
-    /// Applies retention when shipping confirmed files since it last ran (`--keep-days 0`
-    /// deletes them now).
-    pub fn retention_after_shipping(&mut self, now: OffsetDateTime) -> Result<(), Error> {
-        let confirmed = self.handoff.as_ref().map(|h| h.confirmed_total());
-        match confirmed {
-            Some(n) if n != self.confirmed_seen && self.cfg.retention.is_active() => {
-                self.apply_retention(now)
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Completes every open file (at shutdown).
     pub fn close(&mut self, point: &ResumePoint, now: OffsetDateTime) -> Result<(), Error> {
         self.complete_all(rotate::RotationReason::Shutdown, point, now)?;

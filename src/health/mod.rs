@@ -308,28 +308,8 @@ pub fn metrics(stats: &Stats, now_ms: i64, process: Option<&Process>) -> String 
             );
         }
     }
-    if stats.ship.enabled.load(Relaxed) {
-        let ship = &stats.ship;
-        let gauges = [
-            (
-                "ship_pending_files",
-                "Completed files not shipped yet.",
-                ship.pending_files.load(Relaxed).to_string(),
-            ),
-            (
-                "ship_pending_bytes",
-                "Bytes of the completed files not shipped yet.",
-                ship.pending_bytes.load(Relaxed).to_string(),
-            ),
-            (
-                "ship_oldest_pending_age_seconds",
-                "Seconds since the oldest unshipped file was completed; 0 with none.",
-                ship.oldest_pending_age_s(now_ms).to_string(),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            family(&mut out, name, "gauge", help, &plain(value));
-        }
+    for (name, help, value) in stats.ship.gauges(now_ms) {
+        family(&mut out, name, "gauge", help, &plain(value));
     }
     family(
         &mut out,
@@ -339,23 +319,6 @@ pub fn metrics(stats: &Stats, now_ms: i64, process: Option<&Process>) -> String 
         &[(label("version", env!("CARGO_PKG_VERSION")), "1".into())],
     );
     out
-}
-
-/// `/status`'s shipping object, or null while shipping is off.
-fn shipping(stats: &Stats, now_ms: i64) -> serde_json::Value {
-    use std::sync::atomic::Ordering::Relaxed;
-    let ship = &stats.ship;
-    if !ship.enabled.load(Relaxed) {
-        return serde_json::Value::Null;
-    }
-    let text = |m: &std::sync::Mutex<String>| m.lock().map(|t| t.clone()).unwrap_or_default();
-    serde_json::json!({
-        "destination": text(&ship.destination),
-        "pending_files": ship.pending_files.load(Relaxed),
-        "pending_bytes": ship.pending_bytes.load(Relaxed),
-        "oldest_pending_age_seconds": ship.oldest_pending_age_s(now_ms),
-        "problem": text(&ship.problem),
-    })
 }
 
 /// Now minus `meta.dt` of the last archived event; 0 before the first one.
@@ -420,7 +383,7 @@ pub fn status(stats: &Stats, now_ms: i64, max_silence: Duration) -> String {
         "rates_per_second": {"bucket_seconds": RATE_BUCKET_SECS, "series": series},
         "top_wikis": top_wikis,
         "completed_files": completed,
-        "shipping": shipping(stats, now_ms),
+        "shipping": stats.ship.status(now_ms),
     });
     for counter in stats.counters() {
         let value: serde_json::Value = match counter.samples {

@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::journal::Journal;
+use super::retry::{jitter, retry_delay};
 use super::{Confirmed, Destination, Failure, FailureKind};
 use crate::archive::naming::{self, Layout, Naming, PART_SUFFIX, REJECTS_DIR};
 use crate::archive::retention::completed_files;
@@ -21,14 +22,6 @@ use crate::stats::Stats;
 pub const MARK_NAME: &str = "_SUCCESS";
 /// How often the lane looks at the directory while nothing woke it.
 const RESCAN_INTERVAL: Duration = Duration::from_secs(60);
-/// Retries of a failure only an operator can fix.
-const OPERATOR_RETRY: Duration = Duration::from_secs(30);
-/// The first retry of any other failure, doubling up to `MAX_RETRY`.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(300);
-/// The longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(900);
-
 /// The archive directory as the lane reads it.
 #[derive(Debug, Clone)]
 pub struct ArchiveView {
@@ -120,9 +113,13 @@ impl Lane {
     /// What is not delivered yet: files oldest first, then the marks of complete days.
     pub fn pending(&self) -> Result<Vec<Item>, String> {
         let all = list(&self.view)?;
+        // `--on-ready` gets event files only, as it always did: its programs feed event
+        // pipelines (Kafka, Elasticsearch) that a rejects line does not belong in.
+        let takes_rejects = matches!(self.destination, Destination::S3(_));
         let mut files: Vec<Local> = all
             .iter()
             .filter(|l| !self.confirmed.contains(&l.rel))
+            .filter(|l| takes_rejects || !is_rejects(&l.rel))
             .cloned()
             .collect();
         files.sort_by(|a, b| (a.modified_ms, &a.rel).cmp(&(b.modified_ms, &b.rel)));
@@ -421,6 +418,11 @@ pub fn object_rel(rel: &str) -> String {
     }
 }
 
+/// Whether a relative path names a rejects file.
+fn is_rejects(rel: &str) -> bool {
+    naming::parse_rejects(rel.rsplit('/').next().unwrap_or(rel)).is_some()
+}
+
 /// The completed files of the archive.
 pub fn list(view: &ArchiveView) -> Result<Vec<Local>, String> {
     let now = time::OffsetDateTime::now_utc();
@@ -441,55 +443,9 @@ fn parent(rel: &str) -> Option<&str> {
     rel.rsplit_once('/').map(|(dir, _)| dir)
 }
 
-/// A number in [0, 1) for spreading retries.
-fn jitter() -> f64 {
-    let mut byte = [0u8; 2];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut byte);
-    f64::from(u16::from_le_bytes(byte)) / 65_536.0
-}
-
-/// How long to wait after the `n_failures`-th failure in a row: what `Retry-After` asks (at
-/// most `MAX_RETRY_AFTER`); a steady `OPERATOR_RETRY` for what an operator must fix; else
-/// doubling from `FIRST_RETRY` up to `MAX_RETRY`, of which the second half is random (jitter).
-pub fn retry_delay(n_failures: u32, failure: &Failure, jitter: f64) -> Duration {
-    if let Some(asked) = failure.retry_after {
-        return asked.min(MAX_RETRY_AFTER);
-    }
-    if failure.kind.needs_operator() {
-        return OPERATOR_RETRY;
-    }
-    let doubled = FIRST_RETRY.saturating_mul(1 << n_failures.saturating_sub(1).min(16));
-    let full = doubled.min(MAX_RETRY);
-    full / 2 + full.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn failure(kind: FailureKind, retry_after: Option<u64>) -> Failure {
-        Failure {
-            retry_after: retry_after.map(Duration::from_secs),
-            ..Failure::new(kind, "x")
-        }
-    }
-
-    #[test]
-    fn retries_back_off_with_jitter_and_honour_retry_after() {
-        let network = failure(FailureKind::Network, None);
-        assert_eq!(retry_delay(1, &network, 0.0), Duration::from_millis(500));
-        assert_eq!(retry_delay(1, &network, 1.0), Duration::from_secs(1));
-        assert_eq!(retry_delay(4, &network, 1.0), Duration::from_secs(8));
-        assert_eq!(retry_delay(40, &network, 1.0), MAX_RETRY);
-        assert!(retry_delay(40, &network, 0.5) >= MAX_RETRY / 2);
-        let throttled = failure(FailureKind::Throttled, Some(7));
-        assert_eq!(retry_delay(1, &throttled, 0.3), Duration::from_secs(7));
-        let greedy = failure(FailureKind::Server, Some(86_400));
-        assert_eq!(retry_delay(1, &greedy, 0.3), MAX_RETRY_AFTER);
-        let creds = failure(FailureKind::Credentials, None);
-        assert_eq!(retry_delay(9, &creds, 0.9), OPERATOR_RETRY);
-        assert!((0.0..1.0).contains(&jitter()));
-    }
 
     #[test]
     fn parents_of_keys() {

@@ -70,6 +70,45 @@ impl ShipStats {
         }
     }
 
+    /// The gauges of `/metrics` (name without the prefix, help, value); none while off.
+    pub fn gauges(&self, now_ms: i64) -> Vec<(&'static str, &'static str, String)> {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        vec![
+            (
+                "ship_pending_files",
+                "Completed files not shipped yet.",
+                self.pending_files.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "ship_pending_bytes",
+                "Bytes of the completed files not shipped yet.",
+                self.pending_bytes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "ship_oldest_pending_age_seconds",
+                "Seconds since the oldest unshipped file was completed; 0 with none.",
+                self.oldest_pending_age_s(now_ms).to_string(),
+            ),
+        ]
+    }
+
+    /// `/status`'s `shipping` object, or null while shipping is off.
+    pub fn status(&self, now_ms: i64) -> serde_json::Value {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return serde_json::Value::Null;
+        }
+        let text = |m: &Mutex<String>| m.lock().map(|t| t.clone()).unwrap_or_default();
+        serde_json::json!({
+            "destination": text(&self.destination),
+            "pending_files": self.pending_files.load(Ordering::Relaxed),
+            "pending_bytes": self.pending_bytes.load(Ordering::Relaxed),
+            "oldest_pending_age_seconds": self.oldest_pending_age_s(now_ms),
+            "problem": text(&self.problem),
+        })
+    }
+
     /// Why `/check` should fail, if shipping is behind or needs an operator.
     pub fn check(&self, now_ms: i64) -> Result<(), String> {
         if !self.enabled.load(Ordering::Relaxed) {

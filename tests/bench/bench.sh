@@ -4,8 +4,10 @@
 #   BENCH_EVENTS (default 500000) events in the corpus; BENCH_LIVE_SECS (default 60).
 # Bulk: the archiver at the default level (and at 6 and 4 around it) against `gzip -6` alone on
 # the same JSON lines, CPU per event and size, and the equal-ratio line. Live: serve --rate 100,
-# CPU per minute from /proc/PID/schedstat (nanoseconds), max RSS, of the host build and of the
-# static musl build (what a Raspberry Pi runs) when dist/x86_64 has one. Then seek.sh.
+# CPU per minute from /proc/PID/task/*/schedstat (nanoseconds, every thread), max RSS, of the
+# host build and of the static musl build (what a Raspberry Pi runs) when dist/x86_64 has one;
+# then an upstream that writes each event on its own (upstream.py), without and with shipping
+# to Garage (when `make garage` installed it). Then seek.sh.
 set -eu
 name=bench
 n_events=${BENCH_EVENTS:-500000}
@@ -44,15 +46,24 @@ for run in 1 2 3; do
 done
 gzip_bytes=$(wc -c < "$work/gzip6.gz")
 
-# live BINARY: "cpu_s_per_min max_rss_kb" of BINARY archiving serve --rate 100 for live_secs.
+# CPU nanoseconds of every thread of process $1 (the shipping and health threads too).
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat | awk '{t += $1} END {print t}'
+}
+
+# live BINARY FLAGS...: "cpu_s_per_min max_rss_kb" of BINARY archiving the upstream on $port
+# for live_secs.
 live() {
+    live_bin=$1
+    shift
     rm -rf "$work/live"
-    "$1" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/live" -q &
+    # shellcheck disable=SC2086 # the flags are words
+    "$live_bin" --url "http://127.0.0.1:$port/v2/stream/recentchange" --output-dir "$work/live" -q "$@" &
     live_pid=$!
     sleep 2
-    ns0=$(cut -d' ' -f1 "/proc/$live_pid/schedstat")
+    ns0=$(cpu_ns "$live_pid")
     sleep "$live_secs"
-    ns1=$(cut -d' ' -f1 "/proc/$live_pid/schedstat")
+    ns1=$(cpu_ns "$live_pid")
     rss=$(awk '/VmHWM/ {print $2}' "/proc/$live_pid/status")
     kill -TERM "$live_pid"
     wait "$live_pid" || true
@@ -63,6 +74,24 @@ live_host=$(live "$bin")
 live_static=none
 [ -x dist/x86_64/wikistream-archiver ] && live_static=$(live dist/x86_64/wikistream-archiver)
 stop_serve
+
+# As the live service sends: each event its own chunk and write, at random moments (upstream.py);
+# then the same with shipping to Garage on, a file completed every 10 s (the live rotation is
+# hourly), so that uploads fall into the minute measured.
+python3 tests/bench/upstream.py "$corpus" 100 > "$work/upstream.out" 2>&1 &
+upstream_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/upstream.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/upstream.out")
+live_events=$(live "$bin")
+live_ship=none
+if command -v garage > /dev/null; then
+    . "$(dirname "$0")/../engines/garage.sh"
+    start_garage "$work/garage"
+    live_ship=$(live "$bin" --rotate-events 1000 --ship-to s3://wikistream/bench \
+        --s3-endpoint "http://$S3_ENDPOINT" --s3-region garage)
+    stop_garage
+fi
+kill "$upstream_pid"
 
 host_size=$(stat -c %s "$bin")
 aarch64_size=none
@@ -96,10 +125,12 @@ END {
     printf "Around it: %s\n           %s\n", line[6], line[4]
 }' "$work/results.txt"
 echo
-echo "| live rate (serve --rate 100, $live_secs s) | CPU s per minute | max RSS (KB) |"
+echo "| live rate, 100 events/s, $live_secs s | CPU s per minute (all threads) | max RSS (KB) |"
 echo "| --- | ---: | ---: |"
-echo "| host build ($(basename "$bin"), glibc) | ${live_host% *} | ${live_host#* } |"
-[ "$live_static" = none ] || echo "| static musl (dist/x86_64) | ${live_static% *} | ${live_static#* } |"
+echo "| serve --rate 100, host build ($(basename "$bin"), glibc) | ${live_host% *} | ${live_host#* } |"
+[ "$live_static" = none ] || echo "| serve --rate 100, static musl (dist/x86_64) | ${live_static% *} | ${live_static#* } |"
+echo "| each event its own write (upstream.py), host build | ${live_events% *} | ${live_events#* } |"
+[ "$live_ship" = none ] || echo "| the same, shipping to Garage (a file every 10 s) | ${live_ship% *} | ${live_ship#* } |"
 echo
 echo "binary size: host release $host_size bytes; static aarch64 $aarch64_size bytes"
 

@@ -3,12 +3,12 @@ is read, and a query for one date reads only that date's files.
 
 Usage: check.py ARCHIVE_DIR CAT_COUNT_OUTPUT N_EVENTS
 """
-import collections
 import glob
 import os
 import re
 import sys
 
+import counts
 import duckdb
 
 archive, counts_file, n_events = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -20,12 +20,7 @@ def fail(message):
 
 
 # `cat --count` prints "COUNT PATH" per file; the partition is in the path.
-by_date = collections.Counter()
-for line in open(counts_file, encoding="utf-8"):
-    count, path = line.split(maxsplit=1)
-    match = re.search(r"/recentchange/date=(\d{4}-\d{2}-\d{2})/", path)
-    if match:
-        by_date[match.group(1)] += int(count)
+by_date = counts.by_date(counts_file)
 if sum(by_date.values()) != n_events or len(by_date) < 3:
     fail(f"cat --count: {dict(by_date)} for {n_events} events")
 rejects = glob.glob(os.path.join(archive, "_rejects", "*.ndjson.gz"))

@@ -7,22 +7,16 @@ PyPI's duckdb cannot download extensions here; duckdb-ext-httpfs brings httpfs a
 Usage: s3_check.py CAT_COUNT_OUTPUT PREFIX   (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 S3_ENDPOINT from the environment)
 """
-import collections
 import glob
 import os
-import re
 import sys
 
+import counts
 import duckdb
 import duckdb_ext
 
 counts_file, prefix = sys.argv[1], sys.argv[2]
-by_date = collections.Counter()
-for line in open(counts_file, encoding="utf-8"):
-    count, path = line.split(maxsplit=1)
-    match = re.search(r"/recentchange/date=(\d{4}-\d{2}-\d{2})/", path)
-    if match:
-        by_date[match.group(1)] += int(count)
+by_date = counts.by_date(counts_file)
 
 con = duckdb.connect()
 httpfs = glob.glob(os.path.join(duckdb_ext.__path__[0], "extensions", "*", "*", "httpfs.duckdb_extension"))
