@@ -2,8 +2,9 @@
 //! `--namespace`, `--match`/`--invert-match`, and (for reading archives) `--from`/`--to`.
 //!
 //! Pure: a `Filter` looks at an event's data line and the fields `event::inspect` read from it,
-//! and says keep, or why not. Flags combine with AND, the values of one flag with OR. It does not
-//! parse flags (that is `cli`) and does not count anything (that is the caller's `Stats`).
+//! and says keep, or why not. Flags combine with AND, the values of one flag with OR. `set` reads
+//! one filter's value by its name, for the flags (`--wiki`) and `serve`'s query (`?wiki=`)
+//! alike; it does not count anything (that is the caller's `Stats`).
 
 use crate::event::Meta;
 use crate::labels::label_set;
@@ -49,7 +50,50 @@ pub struct Filter {
     pub to_ms: Option<i64>,
 }
 
+/// The filters that take a value, by the name that the flags (`--wiki`) and `serve`'s query
+/// parameters (`wiki=`) share.
+pub const VALUE_FILTERS: [&str; 5] = ["wiki", "type", "domain", "namespace", "match"];
+
 impl Filter {
+    /// Sets the filter `name` (one of `VALUE_FILTERS`) from its text: a comma-separated list
+    /// of at least one value, numbers for `namespace`, a regular expression for `match`. The
+    /// error says what is wrong with the value; the caller names the flag or parameter.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let list = || -> Result<Vec<String>, String> {
+            let values: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            match values.is_empty() {
+                true => Err("needs at least one value".into()),
+                false => Ok(values),
+            }
+        };
+        match name {
+            "wiki" => self.wikis = list()?,
+            "type" => self.types = list()?,
+            "domain" => self.domains = list()?,
+            "namespace" => {
+                self.namespaces = list()?
+                    .iter()
+                    .map(|n| {
+                        n.parse::<i64>()
+                            .map_err(|_| format!("'{n}' (comma-separated numbers)"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "match" if value.is_empty() => return Err("the pattern is empty".into()),
+            "match" => {
+                let regex = regex_lite::Regex::new(value).map_err(|e| format!("'{value}': {e}"))?;
+                self.pattern = Some(regex);
+            }
+            _ => return Err(format!("no filter is named {name}")),
+        }
+        Ok(())
+    }
+
     /// True when no filter is set: every event is kept.
     pub fn is_empty(&self) -> bool {
         self.wikis.is_empty()
@@ -119,6 +163,31 @@ fn listed(values: &[String], value: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn set_reads_each_value_filter_by_its_name() {
+        let mut filter = Filter::default();
+        filter.set("wiki", " enwiki, dewiki,").unwrap();
+        filter.set("namespace", "0,14").unwrap();
+        filter.set("match", "Talk:").unwrap();
+        assert_eq!(filter.wikis, ["enwiki", "dewiki"]);
+        assert_eq!(filter.namespaces, [0, 14]);
+        assert!(filter.pattern.is_some());
+        assert_eq!(
+            filter.set("type", " , "),
+            Err("needs at least one value".into())
+        );
+        assert_eq!(
+            filter.set("namespace", "x"),
+            Err("'x' (comma-separated numbers)".into())
+        );
+        assert_eq!(filter.set("match", ""), Err("the pattern is empty".into()));
+        assert!(filter.set("match", "(").is_err());
+        assert!(filter.set("bots", "true").is_err());
+        for name in VALUE_FILTERS {
+            assert!(Filter::default().set(name, "1").is_ok(), "{name}");
+        }
+    }
+
     use super::*;
 
     const EDIT: &str = r#"{"type":"edit","wiki":"enwiki","bot":false,"namespace":0,"title":"Zebra","meta":{"domain":"en.wikipedia.org","dt":"2024-11-23T09:00:00Z"}}"#;

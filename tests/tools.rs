@@ -663,3 +663,80 @@ fn serve_speaks_like_eventstreams() {
     drop(held);
     serve.stop();
 }
+
+/// The events of `events` whose `wiki` is `wiki` and whose `type` is `kind`, read here with
+/// serde_json (not with the archiver's filter code).
+fn by_wiki_and_type(events: &[String], wiki: &str, kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json");
+            value["wiki"] == wiki && value["type"] == kind
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn serve_filters_like_cat_and_a_resume_continues_past_what_it_left_out() {
+    let events = util::events::make_events(600, 1);
+    let expected = by_wiki_and_type(&events, "enwiki", "edit");
+    assert!(expected.len() > 30, "{} events", expected.len());
+    let scenario = crate::util::scenario::Scenario::events(events.clone())
+        .gzipped()
+        .serve(&["--disconnect-every", "7", "--retry", "10", "--rate", "300"]);
+    // Our own client (WHATWG rules: an id without data moves the resume point), through
+    // every drop.
+    let url = format!("{}?wiki=enwiki&type=edit", scenario.url());
+    let n = expected.len().to_string();
+    let dir = scenario.path();
+    let output_dir = dir.join("filtered");
+    util::run_archiver(&url, &output_dir, &["--max-events", &n], dir).expect(0, &[]);
+    util::assert_same_events(&util::archive_lines(&output_dir), &expected);
+    // What cat keeps of the same archive is the same.
+    let input = dir.join("input.ndjson.gz");
+    let cat = run(
+        &[
+            "cat",
+            "--wiki",
+            "enwiki",
+            "--type",
+            "edit",
+            path_str(&input),
+        ],
+        dir,
+    );
+    let cat_lines: Vec<String> = cat.stdout.lines().map(String::from).collect();
+    assert_eq!(cat_lines, expected);
+    // Raw: while events are left out, ids without data go out (at least once a second).
+    let mut socket = TcpStream::connect(("127.0.0.1", scenario.upstream_port())).expect("connect");
+    write!(
+        socket,
+        "GET /v2/stream/recentchange?wiki=nowiki HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("request");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(2500)))
+        .expect("timeout");
+    let mut body = Vec::new();
+    let _ = socket.read_to_end(&mut body);
+    let body = String::from_utf8_lossy(&body);
+    assert!(!body.contains("data:"), "nothing matches nowiki: {body}");
+    assert!(
+        body.contains("\nid: [{\"topic\""),
+        "a position without an event: {body}"
+    );
+    // A bad parameter is a 400 that names it.
+    let mut socket = TcpStream::connect(("127.0.0.1", scenario.upstream_port())).expect("connect");
+    write!(
+        socket,
+        "GET /v2/stream/recentchange?wikis=x HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    let _ = socket.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 400") && answer.contains("unknown parameter: wikis"),
+        "{answer}"
+    );
+}

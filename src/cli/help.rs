@@ -153,7 +153,9 @@ fn render(section: Section) -> String {
         Section::ServeOptions => format!(
             "SERVE OPTIONS:\n{}{}    Also: Accept: application/json gives NDJSON; /_info names the \
              server; CORS is open.\n    Prints `listening on ADDR:PORT` as its first line on \
-             stdout.\n",
+             stdout.\n    Filters, as cat's flags: ?wiki=W,..&type=T,..&domain=D,..\
+             &namespace=N,..&bot=true|false&match=RE\n    (bots_only=true as bot=true); \
+             since and Last-Event-ID resume past what they leave out.\n",
             entries(|f| f.group == Group::Serve),
             entries(|f| f.group != Group::Serve && f.takes.contains(&Topic::Serve)),
         ),

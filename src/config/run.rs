@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values::{self, check_url, choice, non_empty_list, number, text};
+use super::values::{self, check_url, choice, number, text};
 use super::{DAY, Logging, SECOND, YEAR, read, read_or, secs};
 use crate::archive::{self, naming, partition, retention, rotate};
 use crate::cli::{Args, Error, Topic};
@@ -232,27 +232,14 @@ fn health_config(raw: &Args) -> Result<Option<health::Config>, Error> {
 
 /// The filters of `run`, `tail` and `cat` (only `cat` takes `--from` and `--to`).
 pub(super) fn filter(raw: &Args) -> Result<Filter, Error> {
-    let list = |long| read(raw, long, non_empty_list).map(Option::unwrap_or_default);
-    let namespaces = list("namespace")?
-        .iter()
-        .map(|n| {
-            n.parse::<i64>().map_err(|_| {
-                Error::usage(format!(
-                    "invalid value for --namespace: '{n}' (comma-separated numbers)"
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let pattern = read(raw, "match", |flag, v| {
-        let text = text(flag, v)?;
-        if text.is_empty() {
-            return Err(Error::usage(format!(
-                "invalid value for {flag}: the pattern is empty"
-            )));
+    let mut filter = Filter::default();
+    for name in crate::filter::VALUE_FILTERS {
+        if let Some(value) = read(raw, name, text)? {
+            filter
+                .set(name, value)
+                .map_err(|e| Error::usage(format!("invalid value for --{name}: {e}")))?;
         }
-        regex_lite::Regex::new(text)
-            .map_err(|e| Error::usage(format!("invalid value for {flag}: '{text}': {e}")))
-    })?;
+    }
     let bots = match (raw.is_set("no-bots"), raw.is_set("bots-only")) {
         (true, true) => {
             return Err(Error::usage(
@@ -264,7 +251,7 @@ pub(super) fn filter(raw: &Args) -> Result<Filter, Error> {
         (false, false) => None,
     };
     let invert_match = raw.is_set("invert-match");
-    if invert_match && pattern.is_none() {
+    if invert_match && filter.pattern.is_none() {
         return Err(Error::usage("--invert-match needs --match REGEX"));
     }
     let from_ms = read(raw, "from", values::time_ms)?;
@@ -275,14 +262,10 @@ pub(super) fn filter(raw: &Args) -> Result<Filter, Error> {
         return Err(Error::usage("--from must be earlier than --to"));
     }
     Ok(Filter {
-        wikis: list("wiki")?,
-        types: list("type")?,
-        domains: list("domain")?,
         bots,
-        namespaces,
-        pattern,
         invert_match,
         from_ms,
         to_ms,
+        ..filter
     })
 }

@@ -207,15 +207,6 @@ pub fn split_list(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Comma-separated values, at least one.
-pub fn non_empty_list(flag: &str, raw: &OsStr) -> Result<Vec<String>, Error> {
-    let values = split_list(text(flag, raw)?);
-    if values.is_empty() {
-        return Err(Error::usage(format!("{flag} needs at least one value")));
-    }
-    Ok(values)
-}
-
 /// An `http://` or `https://` URL with a host and, if any, a port from 1 to 65535.
 pub fn check_url(flag: &str, url: &str) -> Result<(), Error> {
     url_problem(url).map_or(Ok(()), |problem| {
@@ -379,7 +370,6 @@ mod tests {
                 .contains("--since")
         );
         assert_eq!(split_list(" a,,b ,"), ["a", "b"]);
-        assert!(non_empty_list("--wiki", os(",")).is_err());
         assert!(check_url("--url", "ftp://x").is_err());
         assert!(check_url("--url", "http:///x").is_err());
         assert!(check_url("--url", "https://h/x").is_ok());

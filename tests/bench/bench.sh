@@ -134,5 +134,14 @@ echo "| each event its own write (upstream.py), host build | ${live_events% *} |
 echo
 echo "binary size: host release $host_size bytes; static aarch64 $aarch64_size bytes"
 
+# serve's filters: the whole corpus, then only dewiki's events (tests/bench/filter.py).
+start_serve -q
+n_all=$(wc -l < "$corpus")
+n_dewiki=$(grep -c '"wiki":"dewiki"' "$corpus" || true)
+echo
+echo "serve, $n_all events, no filter: $(python3 tests/bench/filter.py "http://127.0.0.1:$port/v2/stream/recentchange" "$n_all" "$n_all")"
+echo "serve, ?wiki=dewiki ($n_dewiki events): $(python3 tests/bench/filter.py "http://127.0.0.1:$port/v2/stream/recentchange?wiki=dewiki" "$n_dewiki" "$n_all")"
+stop_serve
+
 # The second part: seeking in a large archive (tests/bench/seek.sh).
 sh "$(dirname "$0")/seek.sh"

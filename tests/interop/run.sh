@@ -22,6 +22,19 @@ for faults in "--disconnect-every 37" "--disconnect-every 41 --cut-mid-event"; d
     "$venv/bin/python" tests/interop/sseclient_client.py "$url" "$corpus"
     node tests/js/eventsource-client.mjs "$url" "$corpus"
 done
+# Server-side filters: the same events as `cat` with the same filters, exactly, across drops.
+gzip -c "$corpus" > "$work/corpus.ndjson.gz"
+"$bin" cat --wiki dewiki --type edit "$work/corpus.ndjson.gz" > "$work/dewiki-edits.ndjson"
+[ -s "$work/dewiki-edits.ndjson" ] || { echo "the corpus has no dewiki edit" >&2; exit 1; }
+echo "serve --input corpus.ndjson.gz --disconnect-every 7, ?wiki=dewiki&type=edit ($(wc -l < "$work/dewiki-edits.ndjson") events):"
+stop_serve
+"$bin" serve --input "$work/corpus.ndjson.gz" --disconnect-every 7 --retry 50 > "$work/serve.out" 2> "$work/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1://p' "$work/serve.out")
+"$venv/bin/python" tests/interop/sseclient_client.py \
+    "http://127.0.0.1:$port/v2/stream/recentchange?wiki=dewiki&type=edit" "$work/dewiki-edits.ndjson"
+stop_serve
 # /metrics through the official Prometheus client's parser, and promtool where installed.
 start_serve --retry 50 --rate 100
 rm -rf "$work/metrics-archive"

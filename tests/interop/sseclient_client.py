@@ -3,7 +3,9 @@ Last-Event-ID itself each time the server drops the stream (sseclient-py parses;
 reconnect). Usage: python3 sseclient_client.py URL EXPECTED.ndjson
 
 Checks: the events (resends of a boundary event dropped by meta.id) equal EXPECTED in order,
-and at least three connections were needed.
+and at least three connections were needed. With a query (`?wiki=dewiki&type=edit`), EXPECTED
+is what `cat` gives with the same filters; an `id:` without data (the server's position past
+events its filter left out) moves the resume point and is not an event.
 """
 import http.client
 import json
@@ -20,7 +22,8 @@ def main():
         expected = [line.rstrip("\n") for line in f if line.strip()]
     parts = urllib.parse.urlsplit(url)
     received, seen = [], set()
-    last_id, n_connections, n_resent = None, 0, 0
+    last_id, n_connections, n_resent, n_positions = None, 0, 0, 0
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
     deadline = time.monotonic() + 60
     while len(received) < len(expected):
         if time.monotonic() > deadline:
@@ -29,7 +32,7 @@ def main():
         headers = {"Accept": "text/event-stream"}
         if last_id:
             headers["Last-Event-ID"] = last_id
-        conn.request("GET", parts.path, headers=headers)
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         if response.status != 200:
             sys.exit(f"sseclient-py: FAILED: HTTP {response.status}")
@@ -39,6 +42,9 @@ def main():
             for event in sseclient.SSEClient(chunks).events():
                 if event.id:
                     last_id = event.id
+                if not event.data:
+                    n_positions += 1
+                    continue
                 event_id = json.loads(event.data)["meta"]["id"]
                 if event_id in seen:
                     n_resent += 1
@@ -51,7 +57,7 @@ def main():
             pass  # the server cut the stream: reconnect
         conn.close()
     print(f"sseclient-py: {len(received)} events over {n_connections} connections, "
-          f"{n_resent} resent boundary events dropped")
+          f"{n_resent} resent boundary events dropped, {n_positions} positions without an event")
     if received != expected:
         first = next(i for i, (a, b) in enumerate(zip(received, expected)) if a != b)
         sys.exit(f"sseclient-py: FAILED: event {first} differs")

@@ -333,7 +333,7 @@ fn handle_connection(
         wanted.since_ms,
         request.last_event_id
     );
-    stream::serve(socket, shared, &request, wanted, request_idx)
+    stream::serve(socket, shared, &request, *wanted, request_idx)
 }
 
 /// The status `--status-first` or `--status-later` answers request `request_idx` with, and

@@ -141,9 +141,14 @@ impl Positions {
         before
     }
 
-    /// Records `event` as sent and returns its id line's JSON: per topic-partition, the offset
-    /// of the last event, or the highest timestamp so far.
+    /// Records `event` as sent and returns its id line's JSON (`record`, then `id`).
     pub(super) fn id_after(&mut self, event: &ArchivedEvent, marks: IdMarks) -> String {
+        self.record(event, marks);
+        self.id()
+    }
+
+    /// Records `event` as passed: sent, or left out by a filter.
+    pub(super) fn record(&mut self, event: &ArchivedEvent, marks: IdMarks) {
         let mark = match marks {
             IdMarks::Timestamps => Mark::Timestamp(event.dt_ms),
             IdMarks::Offsets => Mark::Offset(event.offset),
@@ -166,6 +171,11 @@ impl Positions {
                 .latest
                 .push((event.topic.clone(), event.partition, mark)),
         }
+    }
+
+    /// The id line's JSON of what was passed: per topic-partition, the offset of the last
+    /// event, or the highest timestamp so far.
+    pub(super) fn id(&self) -> String {
         // Written by hand to keep EventStreams' key order: topic, partition, position.
         let entries: Vec<String> = self
             .latest

@@ -13,9 +13,15 @@ use super::http::{CORS_HEADERS, Request, write_chunk};
 use super::position::Positions;
 use super::route::Wanted;
 use super::source::{self, Merge};
+use crate::filter::Filter;
+use crate::tools::cat;
 
 /// Frames are sent in HTTP chunks of about this size when no rate limit applies.
 const CHUNK_BYTES: usize = 16 * 1024;
+/// While a filter leaves events out, an `id:` line without data (which moves a client's last
+/// event id without an event, per the SSE rules) goes out at least this often, so that a
+/// reconnect resumes past what was left out instead of scanning it again.
+const PASSED_ID_EVERY: Duration = Duration::from_secs(1);
 
 /// Streams what `wanted` asks for on `socket`, for request number `request_idx`.
 pub(super) fn serve(
@@ -61,14 +67,21 @@ pub(super) fn serve(
         log::info!("seeking took {:.3} s", started.elapsed().as_secs_f64());
     }
     sent?;
-    stream_events(
-        socket,
-        shared,
-        merge,
-        positions,
-        request.wants_json,
+    let json = request.wants_json;
+    let to = Connection {
+        json,
         request_idx,
-    )
+        filter: &wanted.filter,
+    };
+    stream_events(socket, shared, merge, positions, to)
+}
+
+/// What one connection wants besides its events' order: NDJSON or SSE, its fault plan's
+/// number, its filter.
+struct Connection<'a> {
+    json: bool,
+    request_idx: u64,
+    filter: &'a Filter,
 }
 
 /// Keep-alive comments while a connection seeks or skips, so that a client's idle timeout
@@ -110,16 +123,31 @@ fn frame(out: &mut Vec<u8>, id: Option<&str>, data: &[u8]) {
     out.extend_from_slice(if id.is_some() { b"\n\n" } else { b"\n" });
 }
 
+/// Appends an `id:` line without data: the client's last event id moves past the events a
+/// filter left out, and no event is dispatched.
+fn id_only(out: &mut Vec<u8>, positions: &Positions) {
+    out.extend_from_slice(b"id: ");
+    out.extend_from_slice(positions.id().as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
 fn stream_events(
     mut socket: TcpStream,
     shared: &Shared,
     mut merge: Merge,
     mut positions: Positions,
-    json: bool,
-    request_idx: u64,
+    to: Connection<'_>,
 ) -> io::Result<()> {
+    let Connection {
+        json,
+        request_idx,
+        filter,
+    } = to;
     let args = &shared.args;
     let plan = plan(args, request_idx);
+    // Events left out since the last id went out, and when one last did.
+    let mut passed = false;
+    let mut last_id_at = Instant::now();
     let mut batch = Vec::with_capacity(CHUNK_BYTES * 2);
     if let (Some(retry), false) = (args.retry_ms, json) {
         batch.extend_from_slice(format!("retry: {retry}\n\n").as_bytes());
@@ -133,6 +161,20 @@ fn stream_events(
             n_skipped += 1;
             if n_skipped.is_multiple_of(1024) {
                 keepalive.tick(&mut socket)?;
+            }
+            continue;
+        }
+        // Before the event is framed: a narrow filter costs a scan, not a serialisation.
+        if !filter.is_empty() && !cat::keep(filter, &event.data) {
+            if !json {
+                positions.record(&event, args.id_marks);
+                passed = true;
+                if last_id_at.elapsed() >= PASSED_ID_EVERY {
+                    id_only(&mut batch, &positions);
+                    write_chunk(&mut socket, &batch)?;
+                    batch.clear();
+                    (passed, last_id_at) = (false, Instant::now());
+                }
             }
             continue;
         }
@@ -171,11 +213,15 @@ fn stream_events(
             return hold_until_closed(&mut socket);
         }
         frame(&mut batch, id.as_deref(), &event.data);
+        (passed, last_id_at) = (false, Instant::now());
         n_sent += 1;
         if batch.len() >= CHUNK_BYTES {
             write_chunk(&mut socket, &batch)?;
             batch.clear();
         }
+    }
+    if passed {
+        id_only(&mut batch, &positions);
     }
     write_chunk(&mut socket, &batch)?;
     log::info!("all {n_sent} events sent; keeping the stream open");
