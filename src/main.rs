@@ -77,6 +77,10 @@ fn main() -> std::process::ExitCode {
             init_logging(quiet);
             passed(tools::ship::run(&cfg))
         }
+        Command::Schema(cfg) => {
+            init_logging(quiet);
+            tools::schema::run(&cfg).map_err(Into::into)
+        }
         Command::Serve(cfg, logging) => {
             init_logging(logging);
             tools::serve::run(cfg).map_err(Into::into)

@@ -740,3 +740,42 @@ fn serve_filters_like_cat_and_a_resume_continues_past_what_it_left_out() {
         "{answer}"
     );
 }
+
+#[test]
+fn schema_prints_each_engines_definitions_for_the_directory() {
+    let scenario = crate::util::scenario::Scenario::fixture().serve(&[]);
+    scenario.archive(&["--max-events", "150"]).expect(0, &[]);
+    let dir = path_str(&scenario.output_dir);
+    let all = run(&["schema", dir], scenario.path());
+    all.expect(0, &[]);
+    for needle in [
+        "CREATE OR REPLACE VIEW recentchange AS SELECT * FROM read_json(",
+        "USING json\nPARTITIONED BY (`date`)",
+        "CREATE EXTERNAL TABLE IF NOT EXISTS recentchange",
+        "'projection.date.range' = '2024-11-23,NOW'",
+    ] {
+        assert!(all.stdout.contains(needle), "{needle}: {}", all.stdout);
+    }
+    let athena = run(
+        &[
+            "schema",
+            "--engine",
+            "athena",
+            "--location",
+            "s3://b/p",
+            dir,
+        ],
+        scenario.path(),
+    );
+    assert!(
+        athena.stdout.contains("LOCATION 's3://b/p/recentchange/'"),
+        "{}",
+        athena.stdout
+    );
+    assert!(!athena.stdout.contains("read_json"), "{}", athena.stdout);
+    run(&["schema", "--engine", "oracle", dir], scenario.path())
+        .expect(2, &["duckdb, spark or athena"]);
+    let empty = scenario.path().join("empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+    run(&["schema", path_str(&empty)], scenario.path()).expect(1, &["no archive files"]);
+}

@@ -88,6 +88,9 @@ wikistream-archiver \\- archive Wikimedia EventStreams as rotating gzip NDJSON f
 .IR s3://bucket/prefix
 .RI [ options ] " dir"
 .br
+.B wikistream-archiver schema
+.RI [ options ] " dir"
+.br
 .B wikistream-archiver help
 .RI [ subcommand ]
 .br
@@ -120,6 +123,7 @@ for title, topic, name in [
     ("PARSE", "parse", "PARSE"),
     ("SERVE OPTIONS", "serve", "SERVE OPTIONS"),
     ("SHIP", "ship", "SHIP"),
+    ("SCHEMA", "schema", "SCHEMA"),
 ]:
     print(f".SH {title}")
     print("\n".join(options(section_lines(topic, name))))

@@ -17,6 +17,7 @@ pub enum Topic {
     Parse,
     Serve,
     Ship,
+    Schema,
 }
 
 /// Which section of the help lists a flag.
@@ -33,6 +34,7 @@ pub enum Group {
     Shipping,
     /// `ship`'s own.
     Ship,
+    Schema,
 }
 
 /// A default as the help states it.
@@ -72,6 +74,7 @@ const VERIFY: &[Topic] = &[Topic::Verify];
 const SERVE: &[Topic] = &[Topic::Serve];
 const RUN_SHIP: &[Topic] = &[Topic::Run, Topic::Ship];
 const SHIP: &[Topic] = &[Topic::Ship];
+const SCHEMA: &[Topic] = &[Topic::Schema];
 
 /// A flag with its value name and help; the rest is set by the helpers below.
 const fn flag(long: &'static str, value: Option<&'static str>, help: &'static str) -> Flag {
@@ -402,6 +405,19 @@ pub static FLAGS: &[Flag] = &[
          different there (size, SHA-256); exit 1 if any",
     )
     .takes(SHIP, Group::Ship),
+    // SCHEMA
+    flag(
+        "engine",
+        Some("duckdb|spark|athena"),
+        "print only this engine's definitions [default: all three]",
+    )
+    .takes(SCHEMA, Group::Schema),
+    flag(
+        "location",
+        Some("s3://BUCKET/PREFIX"),
+        "athena: where --ship-to put the archive [default: s3://BUCKET/PREFIX]",
+    )
+    .takes(SCHEMA, Group::Schema),
     // FILTERS
     flag(
         "wiki",
@@ -629,6 +645,7 @@ mod tests {
             Topic::Parse,
             Topic::Serve,
             Topic::Ship,
+            Topic::Schema,
         ] {
             let mut names = long_names(topic);
             let n = names.len();

@@ -29,10 +29,11 @@ enum Section {
     ServeOptions,
     Shipping,
     Ship,
+    Schema,
     ExitCodes,
 }
 
-const ALL: [Section; 11] = [
+const ALL: [Section; 12] = [
     Section::Usage,
     Section::RunOptions,
     Section::Filters,
@@ -43,6 +44,7 @@ const ALL: [Section; 11] = [
     Section::ServeOptions,
     Section::Shipping,
     Section::Ship,
+    Section::Schema,
     Section::ExitCodes,
 ];
 
@@ -62,6 +64,7 @@ fn sections(topic: Topic) -> &'static [Section] {
         Topic::Parse => &[Section::Parse, Section::ExitCodes],
         Topic::Serve => &[Section::ServeOptions, Section::ExitCodes],
         Topic::Ship => &[Section::Ship, Section::ExitCodes],
+        Topic::Schema => &[Section::Schema, Section::ExitCodes],
     }
 }
 
@@ -176,6 +179,16 @@ fn render(section: Section) -> String {
 {}{}",
             entries(|f| f.group == Group::Ship),
             entries(|f| f.group == Group::Shipping && f.takes.contains(&Topic::Ship)),
+        ),
+        Section::Schema => format!(
+            "SCHEMA:
+    wikistream-archiver schema [--engine duckdb|spark|athena] [--location URL] DIR
+    Prints table definitions for the archive directory's streams: a DuckDB view over
+    read_json with Hive partitions, a Spark SQL table USING json PARTITIONED BY (date), an
+    Athena / Glue external table over the S3 prefix with partition projection on date.
+    recentchange is typed; other streams get the columns every event has.
+{}",
+            entries(|f| f.group == Group::Schema)
         ),
         Section::ExitCodes => "EXIT CODES:
     0 success, 1 runtime failure (verify: damage found), 2 usage error,

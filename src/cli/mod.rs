@@ -29,6 +29,7 @@ pub enum Command {
     Parse(Args),
     Serve(Args),
     Ship(Args),
+    Schema(Args),
     /// `--help`, `SUB --help` or `help [SUB]`.
     Help(Option<Topic>),
     /// `completions bash|zsh|fish`.
@@ -56,7 +57,7 @@ pub struct Subcommand {
 }
 
 /// The subcommands with help topics, in the order the usage lists them.
-pub static SUBCOMMANDS: [Subcommand; 7] = [
+pub static SUBCOMMANDS: [Subcommand; 8] = [
     Subcommand {
         topic: Topic::Run,
         name: "run",
@@ -104,6 +105,13 @@ pub static SUBCOMMANDS: [Subcommand; 7] = [
         name: "ship",
         synopsis: "ship --to URL [OPTIONS] DIR",
         summary: "upload completed files to S3, or check the bucket",
+        positionals: Positionals::One,
+    },
+    Subcommand {
+        topic: Topic::Schema,
+        name: "schema",
+        synopsis: "schema [--engine E] DIR",
+        summary: "print table definitions for DuckDB, Spark and Athena",
         positionals: Positionals::One,
     },
 ];
@@ -321,6 +329,7 @@ fn sub_cmd(parser: &mut lexopt::Parser, topic: Topic) -> Result<Command, Error> 
         Topic::Parse => Command::Parse(raw),
         Topic::Serve => Command::Serve(raw),
         Topic::Ship => Command::Ship(raw),
+        Topic::Schema => Command::Schema(raw),
     })
 }
 
@@ -518,7 +527,7 @@ mod tests {
             (&["run", "x"][..], "x"),
             (
                 &["help", "x"][..],
-                "run, tail, cat, verify, parse, serve or ship",
+                "run, tail, cat, verify, parse, serve, ship or schema",
             ),
         ] {
             let message = parse(args).expect_err("should fail").to_string();

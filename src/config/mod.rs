@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::cli::{self, Args, Error};
 use crate::defaults as d;
-use crate::tools::{cat, parse, serve, ship as ship_tool, verify};
+use crate::tools::{cat, parse, schema, serve, ship as ship_tool, verify};
 
 /// What to do, with everything it needs.
 #[derive(Debug)]
@@ -27,6 +27,7 @@ pub enum Command {
     Parse(parse::Config),
     Serve(serve::Config, Logging),
     Ship(ship_tool::Config),
+    Schema(schema::Config),
     /// The help of one subcommand, or of the program.
     Help(Option<cli::Topic>),
     /// A shell completion script.
@@ -66,6 +67,7 @@ pub fn from_args(args: Vec<std::ffi::OsString>) -> Result<Command, Error> {
             Command::Serve(tools::serve_config(raw)?, logging)
         }
         cli::Command::Ship(raw) => Command::Ship(ship::tool_config(raw)?),
+        cli::Command::Schema(raw) => Command::Schema(tools::schema_config(raw)?),
         cli::Command::Help(topic) => Command::Help(topic),
         cli::Command::Completions(shell) => Command::Completions(shell),
         cli::Command::Version => Command::Version,

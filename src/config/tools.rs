@@ -8,7 +8,7 @@ use super::values::{self, number, text};
 use super::{DAY, HOUR, SECOND, YEAR, read, read_or, secs};
 use crate::cli::{Args, Error};
 use crate::defaults as d;
-use crate::tools::{cat, serve, verify};
+use crate::tools::{cat, schema, serve, verify};
 
 pub(super) fn cat_config(raw: Args) -> Result<cat::Config, Error> {
     let mut paths: Vec<PathBuf> = raw.positionals.iter().map(PathBuf::from).collect();
@@ -36,6 +36,20 @@ pub(super) fn verify_config(raw: Args) -> Result<verify::Config, Error> {
             .first()
             .map(PathBuf::from)
             .ok_or_else(|| Error::usage("verify needs an archive directory"))?,
+    })
+}
+
+pub(super) fn schema_config(raw: Args) -> Result<schema::Config, Error> {
+    Ok(schema::Config {
+        engine: read(&raw, "engine", |flag, v| {
+            values::choice(flag, v, &schema::Engine::NAMES, "duckdb, spark or athena")
+        })?,
+        location: read(&raw, "location", text)?.map(str::to_string),
+        dir: raw
+            .positionals
+            .first()
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::usage("schema needs an archive directory"))?,
     })
 }
 

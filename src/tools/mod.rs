@@ -5,6 +5,7 @@
 
 pub mod cat;
 pub mod parse;
+pub mod schema;
 pub mod serve;
 pub mod ship;
 pub mod verify;

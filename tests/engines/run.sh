@@ -5,6 +5,8 @@
 # Debian's default-jre-headless) count it per date against `cat --count` (check.py). The archiver
 # ships it to a real S3 server as it goes (Garage, `make garage`), `ship --check` finds the bucket
 # exact, and DuckDB with httpfs counts it per date over S3 (s3_check.py, requirements-s3.txt).
+# `schema`'s DuckDB and Spark definitions and packaging/examples/parquet-day.sh run on the same
+# archive (schema_check.py).
 set -eu
 name=engines n_events=20000 corpus_seed=5
 # 15 s apart on average, every seventh event 4 s late: 20,000 events span 3.5 days.
@@ -39,6 +41,7 @@ grep -c "rejected event" "$work/archiver.log" | xargs printf "archived %s events
 stop_serve
 "$bin" cat --count "$archive" > "$work/counts.txt"
 "$venv/bin/python" tests/engines/check.py "$archive" "$work/counts.txt" "$n_archivable"
+"$venv/bin/python" tests/engines/schema_check.py "$bin" "$archive" "$work/counts.txt" "$work"
 # shellcheck disable=SC2086 # the flags are words
 "$bin" ship --check --to s3://wikistream/engines $s3_flags "$archive"
 "$venv_s3/bin/python" tests/engines/s3_check.py "$work/counts.txt" engines
