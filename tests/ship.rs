@@ -237,11 +237,13 @@ fn an_outage_of_the_server_is_waited_out_and_check_says_so() {
 }
 
 #[test]
-fn slow_down_with_retry_after_and_a_cut_upload_are_retried() {
+fn slow_down_with_retry_after_a_cut_upload_and_a_damaged_body_are_retried() {
     let garage = Garage::start();
     let proxy = Proxy::start(garage.port, |idx, line| match idx {
         0 | 1 if line.starts_with("PUT") => Fault::Unavailable { retry_after: 1 },
         2 => Fault::CutAfter(1500),
+        // A body damaged on the way: the server checks it against the signed SHA-256.
+        3 => Fault::Flip(700),
         _ => Fault::Pass,
     });
     let scenario = Scenario::events(make_events(120, 1)).serve(&["--retry", "10"]);
@@ -274,6 +276,15 @@ fn slow_down_with_retry_after_and_a_cut_upload_are_retried() {
         ),
         1,
         "{metrics}"
+    );
+    assert_eq!(
+        util::metric_sum(
+            &metrics,
+            "wikistream_ship_failures_total",
+            "reason=\"server\""
+        ),
+        1,
+        "the damaged body is refused: {metrics}"
     );
     running.signal("TERM");
     running.wait(Duration::from_secs(20));

@@ -49,10 +49,16 @@ pub fn classify(status: u16, answer: &Answer) -> Failure {
             | "InvalidToken",
         )
         | (401 | 403, _) => FailureKind::Credentials,
-        // A body that does not match its hash was damaged on the way: send it again.
-        (_, "XAmzContentSHA256Mismatch" | "BadDigest" | "IncompleteBody" | "RequestTimeout") => {
-            FailureKind::Server
-        }
+        // A body that does not match its hash was damaged on the way: send it again (Garage
+        // says InvalidDigest, as we send no Content-MD5 of our own to be malformed).
+        (
+            _,
+            "XAmzContentSHA256Mismatch"
+            | "BadDigest"
+            | "InvalidDigest"
+            | "IncompleteBody"
+            | "RequestTimeout",
+        ) => FailureKind::Server,
         (500..=599, _) => FailureKind::Server,
         _ => FailureKind::Refused,
     };

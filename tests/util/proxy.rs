@@ -20,6 +20,8 @@ pub enum Fault {
     CutAfter(usize),
     /// Pass on the body at this many bytes per second.
     Slow(usize),
+    /// Pass on the body with the byte at this offset changed (damage on the way).
+    Flip(usize),
 }
 
 pub struct Proxy {
@@ -171,6 +173,11 @@ fn handle(
     let mut buf = vec![0u8; 4096];
     loop {
         let take = chunk.len().min(limit - sent);
+        if let Fault::Flip(at) = fault
+            && (sent..sent + take).contains(&at)
+        {
+            chunk[at - sent] ^= 0x20;
+        }
         server.write_all(&chunk[..take])?;
         sent += take;
         if let Some(rate) = rate {
