@@ -28,6 +28,8 @@ const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 const HASH_BUFFER_BYTES: usize = 16 * 1024;
 /// ureq's buffers for the connection to the bucket, each way.
 const IO_BUFFER_BYTES: usize = 16 * 1024;
+/// The most pages of a listing read (each at most 1000 keys).
+const MAX_LIST_PAGES: usize = 100_000;
 /// The user metadata that carries the SHA-256 of an object's bytes.
 pub const SHA256_META: &str = "x-amz-meta-sha256";
 
@@ -211,11 +213,12 @@ impl Bucket {
         }
     }
 
-    /// Every object under `prefix` (a full key prefix) with its size, in key order.
+    /// Every object under `prefix` (a full key prefix) with its size, in key order; at most
+    /// `MAX_LIST_PAGES` pages, so that a server that always says "more" cannot keep it going.
     pub fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Failure> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
-        loop {
+        for _ in 0..MAX_LIST_PAGES {
             let mut query = vec![
                 ("list-type".to_string(), "2".to_string()),
                 ("prefix".to_string(), prefix.to_string()),
@@ -236,6 +239,10 @@ impl Bucket {
                 return Ok(out);
             }
         }
+        Err(Failure::new(
+            FailureKind::Refused,
+            format!("the listing of {prefix} goes on past {MAX_LIST_PAGES} pages"),
+        ))
     }
 
     /// Sends one signed request; a 2xx answer is `Ok`, anything else a classified `Failure`.
