@@ -97,7 +97,7 @@ bench:
 # Fuzzing (nightly + cargo-fuzz, installed if missing): each target FUZZ_SECONDS (default 60).
 # New inputs go to target/fuzz-corpus; fuzz/corpus holds the committed seeds.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := sse checkpoint gzip_members request_head values inspect place
+FUZZ_TARGETS := sse checkpoint gzip_members request_head values inspect place peer_text
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal

@@ -27,14 +27,22 @@ const MAX_SKEW_S: i64 = 15 * 60;
 
 /// What a non-2xx answer means for the shipper.
 pub fn classify(status: u16, answer: &Answer) -> Failure {
-    let code = xml_text(&answer.body, "Code").unwrap_or_default();
-    let message = xml_text(&answer.body, "Message").unwrap_or_default();
-    let skewed = answer
-        .header("date")
-        .and_then(parse_http_date)
-        .is_some_and(|server| {
-            (server - OffsetDateTime::now_utc().unix_timestamp()).abs() > MAX_SKEW_S
-        });
+    let (date, retry_after) = (answer.header("date"), answer.header("retry-after"));
+    classify_parts(status, &answer.body, date, retry_after)
+}
+
+/// `classify` of an answer's status, body and `Date` and `Retry-After` headers.
+pub fn classify_parts(
+    status: u16,
+    body: &str,
+    date: Option<&str>,
+    retry_after: Option<&str>,
+) -> Failure {
+    let code = xml_text(body, "Code").unwrap_or_default();
+    let message = xml_text(body, "Message").unwrap_or_default();
+    let skewed = date.and_then(parse_http_date).is_some_and(|server| {
+        (server - OffsetDateTime::now_utc().unix_timestamp()).abs() > MAX_SKEW_S
+    });
     let kind = match (status, code.as_str()) {
         (_, "RequestTimeTooSkewed") => FailureKind::Clock,
         (400 | 403, _) if skewed => FailureKind::Clock,
@@ -70,15 +78,14 @@ pub fn classify(status: u16, answer: &Answer) -> Failure {
         text.push_str(&format!(": {message}"));
     }
     if kind == FailureKind::Clock {
-        let server = answer.header("date").unwrap_or("unknown");
+        let server = date.unwrap_or("unknown");
         text.push_str(&format!(
             " (this machine's clock is wrong: it says {}, the server {server}; fix the time, \
              e.g. with NTP)",
             times_now_text()
         ));
     }
-    let retry_after = answer
-        .header("retry-after")
+    let retry_after = retry_after
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     Failure {

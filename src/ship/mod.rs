@@ -8,12 +8,12 @@
 //! same bytes. Retention asks before deleting (`Handoff::may_delete`), so only confirmed files
 //! go. In the partitioned layout, a day's `_SUCCESS` mark follows the day's files to S3.
 
-mod answer;
+pub mod answer;
 pub mod command;
 pub mod credentials;
 mod journal;
 mod lane;
-mod retry;
+pub mod retry;
 pub mod s3;
 pub mod sigv4;
 
