@@ -3,7 +3,7 @@
 //! them: `run` on the shipping thread for ever, with backoff, and `drain` for `ship DIR`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::journal::Journal;
 use super::retry::{jitter, retry_delay};
 use super::{Confirmed, Destination, Failure, FailureKind};
-use crate::archive::naming::{self, Layout, Naming, PART_SUFFIX, REJECTS_DIR};
+use crate::archive::listing::list_dir;
+use crate::archive::naming::{self, FileRole, Layout, Naming, PART_SUFFIX, REJECTS_DIR, classify};
 use crate::archive::retention::completed_files;
 use crate::logging::LogLimiter;
 use crate::stats::Stats;
@@ -159,25 +160,19 @@ impl Lane {
         let Some((stream, date)) = naming::parse_partition(rel) else {
             return false;
         };
-        let names = |dir: PathBuf| -> Vec<String> {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let later = names(self.view.dir.join(stream))
+        let later = names_in(&self.view.dir.join(stream))
             .iter()
             .any(|name| naming::parse_date_dir(name).is_some_and(|d| d > date));
-        let day_dir = self.view.dir.join(parent(rel).unwrap_or_default());
         stream != REJECTS_DIR
             && later
-            && !names(day_dir)
+            && !names_in(&self.day_dir(rel))
                 .iter()
                 .any(|name| name.ends_with(PART_SUFFIX))
+    }
+
+    /// The directory of `rel` in the archive.
+    fn day_dir(&self, rel: &str) -> PathBuf {
+        self.view.dir.join(parent(rel).unwrap_or_default())
     }
 
     /// Delivers `item` and records it; a file completing its day brings the day's mark along.
@@ -231,15 +226,15 @@ impl Lane {
         Ok(())
     }
 
-    /// Whether every other completed file in the directory of `rel` is confirmed.
+    /// Whether every other completed file in the directory of `rel` is confirmed. It reads
+    /// that one directory, not the whole archive: it runs after every upload.
     fn dir_all_confirmed(&self, rel: &str) -> bool {
         let dir = parent(rel).unwrap_or_default();
-        list(&self.view).is_ok_and(|files| {
-            files
-                .iter()
-                .filter(|l| parent(&l.rel) == Some(dir) && l.rel != rel)
-                .all(|l| self.confirmed.contains(&l.rel))
-        })
+        names_in(&self.day_dir(rel))
+            .iter()
+            .filter(|name| matches!(classify(name), Some(FileRole::Events { open: false, .. })))
+            .map(|name| format!("{dir}/{name}"))
+            .all(|other| other == rel || self.confirmed.contains(&other))
     }
 
     fn put_mark(&self, rel: &str) -> Result<(), Failure> {
@@ -436,6 +431,14 @@ pub fn list(view: &ArchiveView) -> Result<Vec<Local>, String> {
             modified_ms: i64::try_from(c.modified.unix_timestamp_nanos() / 1_000_000).unwrap_or(0),
         })
         .collect())
+}
+
+/// The names in `dir` (none when it cannot be read).
+fn names_in(dir: &Path) -> Vec<String> {
+    list_dir(dir).map_or_else(
+        |_| Vec::new(),
+        |entries| entries.into_iter().map(|(name, _)| name).collect(),
+    )
 }
 
 /// The directory part of a relative path.

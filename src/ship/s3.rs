@@ -74,10 +74,10 @@ impl Target {
                 let e = e.trim_end_matches('/');
                 let host = e
                     .strip_prefix("http://")
-                    .or_else(|| e.strip_prefix("https://"))
-                    .filter(|h| !h.is_empty() && !h.contains(['/', '?', '#', '@']))
-                    .ok_or_else(|| format!("{e:?}: expected http(s)://HOST[:PORT]"))?;
-                let _ = host;
+                    .or_else(|| e.strip_prefix("https://"));
+                if !host.is_some_and(|h| !h.is_empty() && !h.contains(['/', '?', '#', '@'])) {
+                    return Err(format!("{e:?}: expected http(s)://HOST[:PORT]"));
+                }
                 Some(e.to_string())
             }
         };
