@@ -276,6 +276,12 @@ fn duck_name(col: &str) -> String {
     }
 }
 
+/// A struct's fields, each as `field` writes it, comma-separated.
+fn each(fields: &[(&str, Type)], field: impl Fn(&str, Type) -> String) -> String {
+    let inner: Vec<String> = fields.iter().map(|(f, t)| field(f, *t)).collect();
+    inner.join(", ")
+}
+
 fn duck_type(ty: Type) -> String {
     match ty {
         Type::Text => "VARCHAR".into(),
@@ -284,13 +290,10 @@ fn duck_type(ty: Type) -> String {
         Type::Bool => "BOOLEAN".into(),
         Type::Time => "TIMESTAMPTZ".into(),
         Type::Json => "JSON".into(),
-        Type::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|(f, t)| format!("{} {}", duck_name(f), duck_type(*t)))
-                .collect();
-            format!("STRUCT({})", inner.join(", "))
-        }
+        Type::Struct(fields) => format!(
+            "STRUCT({})",
+            each(fields, |f, t| format!("{} {}", duck_name(f), duck_type(t)))
+        ),
     }
 }
 
@@ -301,13 +304,10 @@ fn spark_type(ty: Type) -> String {
         Type::Big => "BIGINT".into(),
         Type::Bool => "BOOLEAN".into(),
         Type::Time => "TIMESTAMP".into(),
-        Type::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|(f, t)| format!("`{f}`: {}", spark_type(*t)))
-                .collect();
-            format!("STRUCT<{}>", inner.join(", "))
-        }
+        Type::Struct(fields) => format!(
+            "STRUCT<{}>",
+            each(fields, |f, t| format!("`{f}`: {}", spark_type(t)))
+        ),
     }
 }
 
@@ -315,13 +315,10 @@ fn hive_type(ty: Type) -> String {
     match ty {
         // The OpenX SerDe reads RFC 3339 times as strings; from_iso8601_timestamp(meta.dt).
         Type::Time => "string".into(),
-        Type::Struct(fields) => {
-            let inner: Vec<String> = fields
-                .iter()
-                .map(|(f, t)| format!("`{f}`: {}", hive_type(*t)))
-                .collect();
-            format!("struct<{}>", inner.join(", "))
-        }
+        Type::Struct(fields) => format!(
+            "struct<{}>",
+            each(fields, |f, t| format!("`{f}`: {}", hive_type(t)))
+        ),
         other => spark_type(other).to_lowercase(),
     }
 }
